@@ -1,0 +1,59 @@
+# The README's commands. Each target bootstraps what it needs and skips what is already done.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CORES ?= 2
+FMNIST_DEBIAN := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+FMNIST_LOCAL := data/fashion-mnist/train-images-idx3-ubyte.gz
+
+# glibc malloc otherwise hands large activation buffers back to the OS after every step and
+# page-faults them in again on the next, which can double CPU step times (README, "CPU performance").
+export MALLOC_MMAP_THRESHOLD_ := 33554432
+export MALLOC_TRIM_THRESHOLD_ := 68719476736
+export MALLOC_TOP_PAD_ := 1073741824
+# Real-data tests and validation runs read ../shared/data (CIFAR-10 copy, Penn Treebank).
+export NASREPRO_SHARED ?= $(abspath ../shared)
+
+.PHONY: run test bench lint validate venv data lock clean
+
+run: venv data
+	$(VENV)/bin/snakemake --cores $(CORES)
+	@echo "Results: results/smoke/ (metrics.json, train_log.csv per run)"
+
+test: venv data
+	$(PY) -m pytest -q --benchmark-skip
+
+bench: venv data
+	$(PY) -m pytest tests/benchmarks --benchmark-only --benchmark-columns=min,median,max,rounds -q -s
+
+lint: venv
+	$(VENV)/bin/snakemake --lint
+
+# ResNet-20 on the real CIFAR-10 copy in ../shared/data (about 20 minutes on 2 CPU cores).
+validate: venv
+	$(VENV)/bin/nasrepro train --arch resnet20-cifar --recipe replications/baselines/recipes/validate-cifar10.yaml \
+	  --dataset cifar10-jpg --data-root $(NASREPRO_SHARED)/data --out results/validation/resnet20-cifar10 --seed 0
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -c requirements/constraints.txt -e '.[test]'
+	touch $@
+
+# The offline default dataset: Debian's dataset-fashion-mnist, or the four IDX files in data/fashion-mnist/.
+data:
+	@if [ -f $(FMNIST_LOCAL) ] || [ -f $(FMNIST_DEBIAN) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
+	  echo "Fashion-MNIST is missing: install Debian's dataset-fashion-mnist, or put the four IDX .gz files in data/fashion-mnist/" >&2; exit 1; fi; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dataset-fashion-mnist
+
+# Re-pin requirements/constraints.txt from the current environment.
+lock: venv
+	{ sed -n '1,3p' requirements/constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^nas-repro'; } > requirements/constraints.txt.new
+	mv requirements/constraints.txt.new requirements/constraints.txt
+
+clean:
+	rm -rf results/smoke .snakemake .pytest_cache .benchmarks

@@ -1,0 +1,77 @@
+"""From command-line names to the objects of one run: device, dataset, loaders, model spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas_impl.errors import NasReproError
+from nas_impl.training.recipe import Recipe
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise NasReproError(f"device '{name}' requested but CUDA is not available: use --device cpu or auto")
+    return torch.device(name)
+
+
+def parse_input_size(text: str) -> tuple[int, int, int]:
+    try:
+        c, h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise NasReproError(f"--input-size '{text}' must look like CxHxW, e.g. 3x32x32") from None
+    return c, h, w
+
+
+@dataclass
+class ImageData:
+    train_loader: Any
+    eval_loader: Any
+    num_classes: int
+    input_size: tuple[int, int, int]
+    record: dict[str, Any]
+
+
+def image_data(dataset: str, recipe: Recipe, seed: int, device: torch.device, data_root: str | Path | None,
+               split: str = "test") -> ImageData:
+    """Loaders for training on `dataset`'s train split and evaluating on `split` (train or test)."""
+    from nas_impl import data
+
+    ds = data.load_dataset(dataset, root=data_root)
+    record: dict[str, Any] = {"dataset": dataset}
+    train_x, train_y, test_x, test_y = ds.train_x, ds.train_y, ds.test_x, ds.test_y
+    if recipe.train_subset:
+        idx = data.subset(train_y, recipe.train_subset, seed=0)
+        train_x, train_y = train_x[idx], train_y[idx]
+        record["train_subset"] = data.SplitRecord.create(dataset, 0, {"train_subset": recipe.train_subset}, idx).to_dict()
+    if recipe.test_subset:
+        idx = data.subset(test_y, recipe.test_subset, seed=0)
+        test_x, test_y = test_x[idx], test_y[idx]
+        record["test_subset"] = data.SplitRecord.create(dataset, 0, {"test_subset": recipe.test_subset}, idx).to_dict()
+    if split == "train":
+        test_x, test_y = train_x, train_y
+    channels_last = device.type == "cuda"
+    common = dict(mean=ds.mean, std=ds.std, device=device, channels_last=channels_last)
+    train_loader = data.TensorLoader(
+        train_x, train_y, recipe.batch_size, augment=data.Augmentation.from_dict(recipe.augment),
+        shuffle=True, drop_last=True, seed=seed, **common,
+    )
+    eval_loader = data.TensorLoader(
+        test_x, test_y, recipe.eval_batch_size, augment=None, shuffle=False, drop_last=False, seed=seed, **common,
+    )
+    record.update(train_images=len(train_y), eval_images=len(test_y), eval_split=split)
+    return ImageData(train_loader, eval_loader, ds.num_classes, ds.input_size, record)
+
+
+def adapt_spec(spec: dict[str, Any], num_classes: int, in_channels: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fit the spec's head and stem to the dataset; return the spec and what was changed."""
+    changed = {}
+    for key, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+        if spec.get(key) != value:
+            changed[key] = {"spec": spec.get(key), "dataset": value}
+    return {**spec, "num_classes": num_classes, "in_channels": in_channels}, changed

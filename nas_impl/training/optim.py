@@ -1,0 +1,25 @@
+"""Optimizer construction from a recipe."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nas_impl.training.recipe import Recipe
+
+
+def parameter_groups(model: nn.Module, weight_decay: float, no_decay_bn_bias: bool) -> list[dict]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not no_decay_bn_bias:
+        return [{"params": params, "weight_decay": weight_decay}]
+    # BN weights/biases and all biases are the parameters with fewer than two dimensions.
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, recipe.weight_decay, recipe.no_decay_bn_bias)
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
+    return torch.optim.Adam(groups, lr=recipe.lr, betas=recipe.betas)

@@ -1,0 +1,126 @@
+"""Training throughput of (a) the suite's trainer, (b) a plain DataLoader + torchvision loop,
+(c) the bare model step on pre-made tensors, on the real CIFAR-10 copy, 2 CPU cores.
+
+Targets (reported, not asserted): (a) >= 1.3x (b), and (a) within 5% of (c).
+Run with `make bench`, which also fixes the allocator (see the Makefile).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nas_impl import data
+from nas_impl.models import build_model
+from nas_impl.training import Trainer, recipe_from_dict
+from nas_impl.training.seeding import seed_everything
+
+BATCH = 128
+STEPS = 12
+ROUNDS = 3
+MODELS = ["resnet20-cifar", "mobilenetv2-cifar"]
+
+
+@pytest.fixture(scope="module")
+def cifar():
+    shared = Path(os.environ.get("NASREPRO_SHARED", Path(__file__).resolve().parents[3] / "shared"))
+    ds = data.load_dataset("cifar10-jpg", root=shared / "data")
+    n = BATCH * STEPS
+    return ds, ds.train_x[:n], ds.train_y[:n]
+
+
+def fresh(name: str, device: str = "cpu"):
+    seed_everything(0)
+    model = build_model(name).to(device)
+    return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+
+
+def images_per_s(benchmark, fn, images: int) -> float:
+    benchmark.pedantic(fn, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    return images / benchmark.stats.stats.median
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_suite_trainer(benchmark, cifar, tmp_path, name, record_throughput):
+    ds, x, y = cifar
+    recipe = recipe_from_dict({"epochs": 1, "batch_size": BATCH, "lr": 0.01, "nesterov": True,
+                               "augment": {"crop_padding": 4, "flip": True}})
+    loader = data.TensorLoader(x, y, BATCH, mean=ds.mean, std=ds.std, augment=data.Augmentation(4, True),
+                               shuffle=True, drop_last=True, seed=0, device=torch.device("cpu"))
+    model, _ = fresh(name)
+    trainer = Trainer(model, recipe, loader, loader, out_dir=tmp_path, seed=0)
+    record_throughput(name, "suite", images_per_s(benchmark, lambda: trainer.train_epoch(0), BATCH * STEPS))
+
+
+class PILDataset(torch.utils.data.Dataset):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, transform) -> None:
+        self.x, self.y, self.transform = x.permute(0, 2, 3, 1).numpy(), y.tolist(), transform
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.x[i])), self.y[i]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_b_dataloader_torchvision(benchmark, cifar, name, record_throughput):
+    from torchvision import transforms as T
+
+    ds, x, y = cifar
+    transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+                           T.Normalize(ds.mean, ds.std)])
+    loader = torch.utils.data.DataLoader(PILDataset(x, y, transform), batch_size=BATCH, shuffle=True,
+                                         num_workers=2, drop_last=True, persistent_workers=True)
+    model, opt = fresh(name)
+
+    def epoch():
+        model.train()
+        for xb, yb in loader:
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    record_throughput(name, "dataloader", images_per_s(benchmark, epoch, BATCH * STEPS))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_c_bare_step(benchmark, cifar, name, record_throughput):
+    ds, x, y = cifar
+    mean, std = torch.tensor(ds.mean).view(1, -1, 1, 1), torch.tensor(ds.std).view(1, -1, 1, 1)
+    batches = [((x[i:i + BATCH].float() / 255 - mean) / std, y[i:i + BATCH]) for i in range(0, BATCH * STEPS, BATCH)]
+    model, opt = fresh(name)
+
+    def epoch():
+        model.train()
+        for xb, yb in batches:
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    record_throughput(name, "bare", images_per_s(benchmark, epoch, BATCH * STEPS))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="GPU throughput is measured where CUDA is present")
+def test_gpu_resnet56_bf16_channels_last(benchmark, cifar, tmp_path, record_throughput):
+    ds, _, _ = cifar
+    device = torch.device("cuda")
+    recipe = recipe_from_dict({"epochs": 1, "batch_size": 256, "lr": 0.05})
+    loader = data.TensorLoader(ds.train_x, ds.train_y, 256, mean=ds.mean, std=ds.std, augment=data.Augmentation(4, True),
+                               shuffle=True, drop_last=True, seed=0, device=device, channels_last=True)
+    model, _ = fresh("resnet56-cifar", "cuda")
+    trainer = Trainer(model, recipe, loader, loader, out_dir=tmp_path, seed=0, device=device)
+
+    def epoch():
+        trainer.train_epoch(0)
+        torch.cuda.synchronize()
+
+    record_throughput("resnet56-cifar", "gpu bf16 channels_last", images_per_s(benchmark, epoch, 256 * len(loader)))

@@ -1,0 +1,78 @@
+"""`nasrepro` verbs end to end on small real data, and their error messages."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nas_impl.cli import main
+
+TINY_RECIPE = {"epochs": 1, "batch_size": 64, "lr": 0.05, "train_subset": 256, "test_subset": 200,
+               "augment": {"crop_padding": 2, "flip": True}}
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, dict | None, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 else None), err
+
+
+def test_metrics_prints_the_architecture_metrics(capsys):
+    code, out, _ = run_cli(capsys, "metrics", "resnet20-cifar", "--input-size", "3x32x32", "--json")
+    assert code == 0
+    assert {"params", "macs", "param_bytes", "peak_activation_bytes"} <= set(out)
+    assert 40e6 < out["macs"] < 41.5e6  # ResNet-20: ~40.8M MACs
+    assert out["param_bytes"] == 4 * out["params"]
+
+
+def test_train_then_evaluate(tmp_path, capsys):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(TINY_RECIPE))
+    arch = tmp_path / "arch.yaml"
+    arch.write_text(yaml.safe_dump({"family": "resnet-cifar", "depth": 8}))
+    out_dir = tmp_path / "run"
+    code, summary, err = run_cli(capsys, "train", "--arch", str(arch), "--recipe", str(recipe),
+                                 "--dataset", "fashion-mnist", "--out", str(out_dir), "--seed", "3", "--device", "cpu")
+    assert code == 0, err
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert summary["top1"] == metrics["top1"] and metrics["run"]["seed"] == 3
+    # The CIFAR spec was fitted to the 1-channel dataset, and the run says so.
+    assert metrics["record"]["spec_adapted_to_dataset"]["in_channels"] == {"spec": 3, "dataset": 1}
+    assert metrics["architecture"]["macs"] > 0
+    code, result, err = run_cli(capsys, "evaluate", "--checkpoint", str(out_dir / "checkpoint.pt"), "--device", "cpu")
+    assert code == 0, err
+    assert result["top1"] == pytest.approx(metrics["top1"]) and result["images"] == 200
+
+
+def test_prepare_data_verifies_and_summarises(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "prepare-data", "--dataset", "fashion-mnist", "--out", str(tmp_path / "s.json"))
+    assert code == 0, err
+    assert out["train_images"] == 60000 and out["input_size"] == [1, 28, 28]
+    assert json.loads((tmp_path / "s.json").read_text()) == out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["metrics", "no/such/spec.yaml"], "no/such/spec.yaml"),
+    (["metrics", "resnet20-cifar", "--input-size", "32x32"], "must look like CxHxW"),
+    (["prepare-data", "--dataset", "cifar11"], "cifar11"),
+    (["evaluate", "--checkpoint", "missing/checkpoint.pt"], "does not exist"),
+])
+def test_errors_are_one_clear_line(capsys, argv, message):
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert err.startswith(f"nasrepro {argv[0]}: error:") and message in err
+    assert "Traceback" not in err
+
+
+def test_console_script_is_installed():
+    exe = shutil.which("nasrepro", path=str(Path(sys.executable).parent))
+    assert exe, "the nasrepro console script is missing: pip install -e ."
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
+    for verb in ("prepare-data", "train", "evaluate", "metrics"):
+        assert verb in out

@@ -34,14 +34,14 @@ def _prepare_data(args: argparse.Namespace) -> dict:
 
 
 def _train(args: argparse.Namespace) -> dict:
-    from nas_impl.models import build_model, load_spec
+    from nas_impl.models import build_model, normalize_spec
     from nas_impl.runs import adapt_spec, image_data, resolve_device
     from nas_impl.training import Trainer, load_recipe
 
     device = resolve_device(args.device)
     recipe = load_recipe(args.recipe)
     data = image_data(args.dataset, recipe, args.seed, device, args.data_root)
-    spec, changed = adapt_spec(load_spec(args.arch), data.num_classes, data.input_size[0])
+    spec, changed = adapt_spec(normalize_spec(args.arch), data.num_classes, data.input_size[0])
     record = {**data.record, "arch_file": str(args.arch), "recipe_file": str(args.recipe)}
     if changed:
         record["spec_adapted_to_dataset"] = changed

@@ -7,9 +7,6 @@ Run with `make bench`, which also fixes the allocator (see the Makefile).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -26,9 +23,8 @@ MODELS = ["resnet20-cifar", "mobilenetv2-cifar"]
 
 
 @pytest.fixture(scope="module")
-def cifar():
-    shared = Path(os.environ.get("NASREPRO_SHARED", Path(__file__).resolve().parents[3] / "shared"))
-    ds = data.load_dataset("cifar10-jpg", root=shared / "data")
+def cifar(shared_data):
+    ds = data.load_dataset("cifar10-jpg", root=shared_data)
     n = BATCH * STEPS
     return ds, ds.train_x[:n], ds.train_y[:n]
 

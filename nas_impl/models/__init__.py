@@ -1,0 +1,31 @@
+"""Architecture families, named variants and `build_model(spec)`.
+
+Importing this package registers every family and variant.
+"""
+
+from nas_impl.models import mobilenet_v2, resnet_cifar, resnet_imagenet  # noqa: F401  (registers)
+from nas_impl.models.registry import (
+    SpecModel,
+    build_model,
+    list_families,
+    list_models,
+    load_spec,
+    normalize_spec,
+    register_family,
+    register_model,
+    save_spec,
+    spec_for,
+)
+
+__all__ = [
+    "SpecModel",
+    "build_model",
+    "list_families",
+    "list_models",
+    "load_spec",
+    "normalize_spec",
+    "register_family",
+    "register_model",
+    "save_spec",
+    "spec_for",
+]

@@ -19,7 +19,7 @@ export NASREPRO_SHARED ?= $(abspath ../shared)
 .PHONY: run test bench lint validate venv data lock clean
 
 run: venv data
-	$(VENV)/bin/snakemake --cores $(CORES)
+	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default
 	@echo "Results: results/smoke/ (metrics.json, train_log.csv per run)"
 
 test: venv data

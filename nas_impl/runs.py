@@ -42,6 +42,8 @@ def image_data(dataset: str, recipe: Recipe, seed: int, device: torch.device, da
     """Loaders for training on `dataset`'s train split and evaluating on `split` (train or test)."""
     from nas_impl import data
 
+    if dataset == "imagenet":
+        return imagenet_data(recipe, seed, data_root, split)
     ds = data.load_dataset(dataset, root=data_root)
     record: dict[str, Any] = {"dataset": dataset}
     train_x, train_y, test_x, test_y = ds.train_x, ds.train_y, ds.test_x, ds.test_y
@@ -55,8 +57,7 @@ def image_data(dataset: str, recipe: Recipe, seed: int, device: torch.device, da
         record["test_subset"] = data.SplitRecord.create(dataset, 0, {"test_subset": recipe.test_subset}, idx).to_dict()
     if split == "train":
         test_x, test_y = train_x, train_y
-    channels_last = device.type == "cuda"
-    common = dict(mean=ds.mean, std=ds.std, device=device, channels_last=channels_last)
+    common = dict(mean=ds.mean, std=ds.std, device=device, channels_last=True)
     train_loader = data.TensorLoader(
         train_x, train_y, recipe.batch_size, augment=data.Augmentation.from_dict(recipe.augment),
         shuffle=True, drop_last=True, seed=seed, **common,
@@ -75,3 +76,27 @@ def adapt_spec(spec: dict[str, Any], num_classes: int, in_channels: int) -> tupl
         if spec.get(key) != value:
             changed[key] = {"spec": spec.get(key), "dataset": value}
     return {**spec, "num_classes": num_classes, "in_channels": in_channels}, changed
+
+
+def imagenet_data(recipe: Recipe, seed: int, data_root: str | Path | None, split: str, workers: int = 8) -> ImageData:
+    """ImageNet from its class folders through worker processes (too large to hold on the device)."""
+    from nas_impl import data
+
+    folders = data.load_imagenet(data_root)
+    train = folders.train_dataset()
+    evaluation = folders.val_dataset() if split == "test" else folders.train_dataset(folders.val_transform())
+    record: dict[str, Any] = {"dataset": "imagenet", "eval_split": split}
+    for name, size in (("train_subset", recipe.train_subset), ("test_subset", recipe.test_subset)):
+        if size:
+            target = train if name == "train_subset" else evaluation
+            idx = data.subset(target.targets, size, seed=0)
+            record[name] = data.SplitRecord.create("imagenet", 0, {name: size}, idx).to_dict()
+            if name == "train_subset":
+                train = torch.utils.data.Subset(train, idx.tolist())
+            else:
+                evaluation = torch.utils.data.Subset(evaluation, idx.tolist())
+    train_loader = data.make_loader(train, recipe.batch_size, shuffle=True, workers=workers, seed=seed, drop_last=True)
+    eval_loader = data.make_loader(evaluation, recipe.eval_batch_size, shuffle=False, workers=workers, seed=seed)
+    record.update(train_images=len(train), eval_images=len(evaluation))
+    return ImageData(train_loader, eval_loader, data.DATASET_INFO["imagenet"].num_classes,
+                     data.DATASET_INFO["imagenet"].input_size, record)

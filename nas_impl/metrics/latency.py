@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from torch.utils.benchmark import Timer
 
 from nas_impl.metrics.macs import model_device_dtype
 
@@ -57,6 +56,9 @@ def measure_latency(model: nn.Module, input_size: Sequence[int], batch_size: int
             forward()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
+        # Imported here: torch.utils.benchmark pulls in cpp_extension, which warns on CPU-only hosts.
+        from torch.utils.benchmark import Timer
+
         timer = Timer(stmt="forward()", globals={"forward": forward}, num_threads=threads)
         m = timer.blocked_autorange(min_run_time=min_run_time)
     finally:

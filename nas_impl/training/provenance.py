@@ -12,18 +12,7 @@ from pathlib import Path
 import torch
 
 import nas_impl
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from nas_impl.metrics.latency import device_name
 
 
 def git_commit() -> str | None:

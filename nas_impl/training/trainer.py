@@ -39,6 +39,7 @@ LOG_COLUMNS = ["epoch", "lr", "train_loss", "train_top1", "test_loss", "test_top
 class EvalResult:
     loss: float
     top1: float
+    top5: float
     n: int
 
 
@@ -48,23 +49,33 @@ def autocast(device: torch.device, enabled: bool):
     return contextlib.nullcontext()
 
 
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Images go channels_last (a no-op for the TensorLoader's batches, which already are)."""
+    if x.ndim == 4:
+        return x.to(device, non_blocking=True, memory_format=torch.channels_last)
+    return x.to(device, non_blocking=True)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, bf16: bool | None = None) -> EvalResult:
     bf16 = device.type == "cuda" if bf16 is None else bf16
-    model.eval()
+    model.eval().to(memory_format=torch.channels_last)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-    correct = torch.zeros((), device=device, dtype=torch.int64)
+    correct = torch.zeros(2, device=device, dtype=torch.int64)  # top-1, top-5
     n = 0
     for x, y in loader:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        x, y = to_device(x, device), y.to(device, non_blocking=True)
         with autocast(device, bf16):
             logits = model(x)
         loss_sum += torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum")
-        correct += (logits.argmax(1) == y).sum()
+        top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        hits = top5 == y[:, None]
+        correct += torch.stack([hits[:, 0].sum(), hits.any(1).sum()])
         n += y.numel()
     if n == 0:
         raise NasReproError("evaluation loader yielded no batches: the split is empty or smaller than one batch")
-    return EvalResult(loss=loss_sum.item() / n, top1=100.0 * correct.item() / n, n=n)
+    top1, top5 = (100.0 * correct.double() / n).tolist()
+    return EvalResult(loss=loss_sum.item() / n, top1=top1, top5=top5, n=n)
 
 
 def _progress(iterable: Iterable, total: int, desc: str):
@@ -97,9 +108,8 @@ class Trainer:
         self.record = record or {}
         self.bf16 = self.device.type == "cuda"
         make_deterministic(self.device)
-        self.model = model.to(self.device)
-        if self.device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        # channels_last: 1.5-2x faster convolutions on CPU (oneDNN) as on GPU (cuDNN), same numerics.
+        self.model = model.to(self.device, memory_format=torch.channels_last)
         self.optimizer = build_optimizer(self.model, recipe)
         self.teacher = self._load_teacher()
         self.history: list[dict[str, float]] = []
@@ -189,7 +199,7 @@ class Trainer:
         start = time.perf_counter()
         batches = _progress(self.train_loader, steps, f"epoch {epoch + 1}/{self.recipe.epochs}")
         for step, (x, y) in enumerate(batches):
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            x, y = to_device(x, self.device), y.to(self.device, non_blocking=True)
             self._lr = lr_at(self.recipe, epoch * steps + step, steps)
             for group in self.optimizer.param_groups:
                 group["lr"] = self._lr

@@ -24,15 +24,18 @@ def pytest_terminal_summary(terminalreporter):
         return
     tr = terminalreporter
     tr.section("training throughput (images/s, same run, same data)")
-    tr.write_line(f"{'model':<22}{'(a) suite':>12}{'(b) DataLoader':>16}{'(c) bare step':>15}{'a/b':>8}{'a/c':>8}")
+    columns = [("suite", "(a) suite"), ("dataloader", "(b) DataLoader"),
+               ("dataloader+channels_last", "(b') +ch_last"), ("bare", "(c) bare")]
+    tr.write_line(f"{'model':<20}" + "".join(f"{title:>16}" for _, title in columns)
+                  + f"{'a/b':>7}{'a/b_':>7}{'a/c':>7}")
     for model, v in RESULTS.items():
-        a, b, c = v.get("suite"), v.get("dataloader"), v.get("bare")
-        ratio = lambda x, y: f"{x / y:.2f}" if x and y else "-"  # noqa: E731
-        fmt = lambda x: f"{x:.0f}" if x else "-"  # noqa: E731
-        tr.write_line(f"{model:<22}{fmt(a):>12}{fmt(b):>16}{fmt(c):>15}{ratio(a, b):>8}{ratio(a, c):>8}")
+        cells = "".join(f"{v[key]:>16.0f}" if key in v else f"{'-':>16}" for key, _ in columns)
+        ratios = "".join(f"{v['suite'] / v[key]:>7.2f}" if "suite" in v and key in v else f"{'-':>7}"
+                         for key in ("dataloader", "dataloader+channels_last", "bare"))
+        tr.write_line(f"{model:<20}{cells}{ratios}")
         for variant, ips in v.items():
-            if variant not in ("suite", "dataloader", "bare"):
-                tr.write_line(f"{model:<22}{variant}: {ips:.0f} images/s")
+            if variant not in dict(columns):
+                tr.write_line(f"{model:<20}{variant}: {ips:.0f} images/s")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(RESULTS, indent=2) + "\n")
     tr.write_line(f"saved to {OUT}")

@@ -1,5 +1,12 @@
-"""Training throughput of (a) the suite's trainer, (b) a plain DataLoader + torchvision loop,
-(c) the bare model step on pre-made tensors, on the real CIFAR-10 copy, 2 CPU cores.
+"""Training throughput on the real CIFAR-10 copy, 2 CPU cores, batch 128, side by side:
+
+(a) the suite: `Trainer.train_epoch` over the device-resident `TensorLoader` (crop + flip on
+    whole batches), channels_last, per-step LR, loss/accuracy bookkeeping, NaN checks;
+(b) the textbook loop: a torch DataLoader (2 workers) with torchvision transforms on PIL
+    images, NCHW model; also (b') the same loop with the model in channels_last, which shows
+    how much of (a)/(b) is the memory format and how much the data path;
+(c) the bare model step of (a) (channels_last) on pre-made, pre-normalised tensors: the
+    ceiling of what the trainer can reach.
 
 Targets (reported, not asserted): (a) >= 1.3x (b), and (a) within 5% of (c).
 Run with `make bench`, which also fixes the allocator (see the Makefile).
@@ -20,6 +27,7 @@ BATCH = 128
 STEPS = 12
 ROUNDS = 3
 MODELS = ["resnet20-cifar", "mobilenetv2-cifar"]
+CHANNELS_LAST = torch.channels_last
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +37,20 @@ def cifar(shared_data):
     return ds, ds.train_x[:n], ds.train_y[:n]
 
 
-def fresh(name: str, device: str = "cpu"):
+def fresh(name: str, device: str = "cpu", memory_format=torch.contiguous_format):
     seed_everything(0)
-    model = build_model(name).to(device)
+    model = build_model(name).to(device, memory_format=memory_format)
     return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+
+
+def plain_epoch(model, opt, batches, memory_format=torch.contiguous_format) -> None:
+    """The textbook training loop, without the suite's trainer."""
+    model.train()
+    for xb, yb in batches:
+        loss = F.cross_entropy(model(xb.contiguous(memory_format=memory_format)), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
 
 
 def images_per_s(benchmark, fn, images: int) -> float:
@@ -46,7 +64,7 @@ def test_a_suite_trainer(benchmark, cifar, tmp_path, name, record_throughput):
     recipe = recipe_from_dict({"epochs": 1, "batch_size": BATCH, "lr": 0.01, "nesterov": True,
                                "augment": {"crop_padding": 4, "flip": True}})
     loader = data.TensorLoader(x, y, BATCH, mean=ds.mean, std=ds.std, augment=data.Augmentation(4, True),
-                               shuffle=True, drop_last=True, seed=0, device=torch.device("cpu"))
+                               shuffle=True, drop_last=True, seed=0, device=torch.device("cpu"), channels_last=True)
     model, _ = fresh(name)
     trainer = Trainer(model, recipe, loader, loader, out_dir=tmp_path, seed=0)
     record_throughput(name, "suite", images_per_s(benchmark, lambda: trainer.train_epoch(0), BATCH * STEPS))
@@ -65,8 +83,9 @@ class PILDataset(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.x[i])), self.y[i]
 
 
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, CHANNELS_LAST], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("name", MODELS)
-def test_b_dataloader_torchvision(benchmark, cifar, name, record_throughput):
+def test_b_dataloader_torchvision(benchmark, cifar, name, memory_format, record_throughput):
     from torchvision import transforms as T
 
     ds, x, y = cifar
@@ -74,35 +93,21 @@ def test_b_dataloader_torchvision(benchmark, cifar, name, record_throughput):
                            T.Normalize(ds.mean, ds.std)])
     loader = torch.utils.data.DataLoader(PILDataset(x, y, transform), batch_size=BATCH, shuffle=True,
                                          num_workers=2, drop_last=True, persistent_workers=True)
-    model, opt = fresh(name)
-
-    def epoch():
-        model.train()
-        for xb, yb in loader:
-            loss = F.cross_entropy(model(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-    record_throughput(name, "dataloader", images_per_s(benchmark, epoch, BATCH * STEPS))
+    model, opt = fresh(name, memory_format=memory_format)
+    variant = "dataloader" if memory_format is torch.contiguous_format else "dataloader+channels_last"
+    ips = images_per_s(benchmark, lambda: plain_epoch(model, opt, loader, memory_format), BATCH * STEPS)
+    record_throughput(name, variant, ips)
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_c_bare_step(benchmark, cifar, name, record_throughput):
     ds, x, y = cifar
     mean, std = torch.tensor(ds.mean).view(1, -1, 1, 1), torch.tensor(ds.std).view(1, -1, 1, 1)
-    batches = [((x[i:i + BATCH].float() / 255 - mean) / std, y[i:i + BATCH]) for i in range(0, BATCH * STEPS, BATCH)]
-    model, opt = fresh(name)
-
-    def epoch():
-        model.train()
-        for xb, yb in batches:
-            loss = F.cross_entropy(model(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-    record_throughput(name, "bare", images_per_s(benchmark, epoch, BATCH * STEPS))
+    batches = [(((x[i:i + BATCH].float() / 255 - mean) / std).contiguous(memory_format=CHANNELS_LAST), y[i:i + BATCH])
+               for i in range(0, BATCH * STEPS, BATCH)]
+    model, opt = fresh(name, memory_format=CHANNELS_LAST)
+    ips = images_per_s(benchmark, lambda: plain_epoch(model, opt, batches, CHANNELS_LAST), BATCH * STEPS)
+    record_throughput(name, "bare", ips)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="GPU throughput is measured where CUDA is present")

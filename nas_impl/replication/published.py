@@ -1,0 +1,98 @@
+"""`published.csv`: one row per published number, each with its source.
+
+Values are kept as written (strings) next to their float so the comparison can allow for the
+rounding of the published figure: "0.27" (M) means anything in [0.265, 0.275].
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from nas_impl.errors import SpecError
+
+COLUMNS = ("table", "dataset", "model", "metric", "value", "unit", "source", "note")
+UNITS = {"%": 1.0, "count": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "MB": 1e6, "ms": 1.0}
+ACCURACY_METRICS = {"top1", "top1_err", "top5", "top5_err"}
+ARCHITECTURE_METRICS = {"macs", "params", "params_no_norm", "peak_activation_mb", "memory_mb"}
+METRICS = ACCURACY_METRICS | ARCHITECTURE_METRICS | {"latency_ms", "ppl"}
+UNITS_OF = {**{m: {"%"} for m in ACCURACY_METRICS}, "macs": {"K", "M", "G", "count"}, "params": {"K", "M", "count"},
+            "params_no_norm": {"K", "M", "count"}, "peak_activation_mb": {"MB"}, "memory_mb": {"MB"},
+            "latency_ms": {"ms"}, "ppl": {"count"}}
+
+
+@dataclass(frozen=True)
+class PublishedRow:
+    table: str
+    dataset: str
+    model: str
+    metric: str
+    value_text: str
+    unit: str
+    source: str
+    note: str
+
+    @property
+    def value(self) -> float:
+        return float(self.value_text)
+
+    @property
+    def rounding(self) -> float:
+        """Half a unit of the last digit written: the published figure's own precision."""
+        decimals = len(self.value_text.split(".")[1]) if "." in self.value_text else 0
+        return 0.5 * 10.0**-decimals
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.table, self.model, self.metric)
+
+    @property
+    def unverified(self) -> bool:
+        return "[unverified]" in self.note
+
+
+def _row_error(path: Path, line: int, problem: str) -> SpecError:
+    return SpecError(f"{path}, row {line}: {problem}")
+
+
+def load_published(path: str | Path) -> list[PublishedRow]:
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path} does not exist: every replication needs a published.csv ({', '.join(COLUMNS)})")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise SpecError(f"{path}: missing column(s) {missing}; the header must include {', '.join(COLUMNS)}")
+        rows, seen = [], {}
+        for line, raw in enumerate(reader, start=2):
+            rows.append(_parse_row(path, line, raw, seen))
+    if not rows:
+        raise SpecError(f"{path} has a header but no rows")
+    return rows
+
+
+def _parse_row(path: Path, line: int, raw: dict[str, str], seen: dict) -> PublishedRow:
+    values = {c: (raw.get(c) or "").strip() for c in COLUMNS}
+    for column in ("table", "dataset", "model", "metric", "value", "unit", "source"):
+        if not values[column]:
+            raise _row_error(path, line, f"column '{column}' is empty")
+    if values["metric"] not in METRICS:
+        raise _row_error(path, line, f"unknown metric '{values['metric']}'; known: {', '.join(sorted(METRICS))}")
+    if values["unit"] not in UNITS_OF[values["metric"]]:
+        allowed = ", ".join(sorted(UNITS_OF[values["metric"]]))
+        raise _row_error(path, line, f"unit '{values['unit']}' does not fit metric '{values['metric']}' (use {allowed})")
+    try:
+        number = float(values["value"])
+    except ValueError:
+        raise _row_error(path, line, f"value '{values['value']}' is not a number") from None
+    if not math.isfinite(number):
+        raise _row_error(path, line, f"value '{values['value']}' is not finite")
+    row = PublishedRow(values["table"], values["dataset"], values["model"], values["metric"], values["value"],
+                       values["unit"], values["source"], values["note"])
+    if row.key in seen:
+        raise _row_error(path, line, f"duplicates row {seen[row.key]} (same table, model and metric)")
+    seen[row.key] = line
+    return row

@@ -1,0 +1,137 @@
+"""The two panel kinds of a table plot: quality against a cost metric, and published vs reproduced per model."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
+
+from nas_impl.reporting.metric_kinds import QUALITY_METRICS, axis_label, quality_label
+from nas_impl.reporting.plot_data import MetricSeries, PlotValue, PointKey
+from nas_impl.reporting.tables import NOT_COMPARABLE
+
+PUBLISHED_STYLE = dict(marker="o", color="tab:blue", markersize=7, linestyle="none")
+REPRODUCED_STYLE = dict(marker="D", color="tab:orange", markersize=6, linestyle="none")
+NOT_COMPARABLE_STYLE = dict(marker="D", color="grey", markerfacecolor="none", markersize=6, linestyle="none")
+PAIR_LINE_STYLE = dict(color="grey", linewidth=0.7, alpha=0.7)
+LABEL_FONT_SIZE = 7
+
+
+def _finite(*values: float) -> bool:
+    return all(not math.isnan(v) for v in values)
+
+
+def _reproduced_kind(value: PlotValue) -> str:
+    return "not comparable" if value.verdict == NOT_COMPARABLE else "comparable"
+
+
+def _reproduced_style(value: PlotValue) -> dict:
+    return NOT_COMPARABLE_STYLE if value.verdict == NOT_COMPARABLE else REPRODUCED_STYLE
+
+
+def _error(spread: float) -> float | None:
+    return None if math.isnan(spread) else spread
+
+
+def _add_legend(ax: Axes, drawn: set[str]) -> None:
+    handles = [Line2D([], [], label="published", **PUBLISHED_STYLE)]
+    if "comparable" in drawn:
+        handles.append(Line2D([], [], label="reproduced (mean ± std)", **REPRODUCED_STYLE))
+    if "not comparable" in drawn:
+        handles.append(Line2D([], [], label="reproduced, not comparable", **NOT_COMPARABLE_STYLE))
+    ax.legend(handles=handles, fontsize=LABEL_FONT_SIZE, loc="best")
+
+
+@dataclass(frozen=True)
+class Pair:
+    label: str
+    quality: PlotValue
+    cost: PlotValue
+
+
+@dataclass(frozen=True)
+class QualityVsCostPanel:
+    """Quality (y) against a cost metric (x); each model's published and reproduced points joined."""
+
+    quality: MetricSeries
+    cost: MetricSeries
+    labels: dict[PointKey, str]
+
+    def pairs(self) -> list[Pair]:
+        out = []
+        for key, quality in self.quality.values.items():
+            cost = self.cost.lookup(key)
+            if cost is not None:
+                out.append(Pair(self.labels.get(key, key[1]), quality, cost))
+        return out
+
+    def has_points(self) -> bool:
+        return any(_finite(p.quality.published, p.cost.published) or _finite(p.quality.reproduced)
+                   for p in self.pairs())
+
+    @property
+    def model_count(self) -> int:
+        return len(self.pairs())
+
+    def draw(self, ax: Axes) -> None:
+        drawn: set[str] = set()
+        for pair in self.pairs():
+            published = (pair.cost.published, pair.quality.published)
+            # Architecture metrics are deterministic; when only the published one exists, use it.
+            reproduced_x = pair.cost.reproduced if _finite(pair.cost.reproduced) else pair.cost.published
+            reproduced = (reproduced_x, pair.quality.reproduced)
+            if _finite(*published):
+                ax.plot(*published, **PUBLISHED_STYLE)
+                ax.annotate(pair.label, published, xytext=(4, 4), textcoords="offset points",
+                            fontsize=LABEL_FONT_SIZE)
+            if _finite(*reproduced):
+                ax.errorbar(*reproduced, yerr=_error(pair.quality.spread), xerr=_error(pair.cost.spread),
+                            capsize=2, elinewidth=0.8, **_reproduced_style(pair.quality))
+                drawn.add(_reproduced_kind(pair.quality))
+                if _finite(*published):
+                    ax.plot([published[0], reproduced[0]], [published[1], reproduced[1]], **PAIR_LINE_STYLE)
+        ax.set_xlabel(axis_label(self.cost.metric, self.cost.unit))
+        ax.set_ylabel(quality_label(self.quality.metric, self.quality.unit))
+        ax.set_title(f"{self.quality.metric} vs {self.cost.metric}", fontsize=9)
+        ax.margins(x=0.15, y=0.1)  # room for the model names beside the outermost points
+        ax.grid(True, alpha=0.3)
+        _add_legend(ax, drawn)
+
+
+@dataclass(frozen=True)
+class PublishedVsReproducedPanel:
+    """One metric: a row per model, the published and the reproduced value side by side."""
+
+    series: MetricSeries
+    labels: dict[PointKey, str]
+
+    def has_points(self) -> bool:
+        return any(_finite(v.published) or _finite(v.reproduced) for v in self.series.values.values())
+
+    @property
+    def model_count(self) -> int:
+        return len(self.series.values)
+
+    def draw(self, ax: Axes) -> None:
+        drawn: set[str] = set()
+        keys = list(self.series.values)
+        for row, key in enumerate(keys):
+            value = self.series.values[key]
+            if _finite(value.published, value.reproduced):
+                ax.plot([value.published, value.reproduced], [row, row], **PAIR_LINE_STYLE)
+            if _finite(value.published):
+                ax.plot(value.published, row, **PUBLISHED_STYLE)
+            if _finite(value.reproduced):
+                ax.errorbar(value.reproduced, row, xerr=_error(value.spread), capsize=2, elinewidth=0.8,
+                            **_reproduced_style(value))
+                drawn.add(_reproduced_kind(value))
+        ax.set_yticks(range(len(keys)), [self.labels.get(key, key[1]) for key in keys], fontsize=LABEL_FONT_SIZE)
+        ax.set_ylim(len(keys) - 0.5, -0.5)  # first model at the top, as in the paper's table
+        metric, unit = self.series.metric, self.series.unit
+        ax.set_xlabel(quality_label(metric, unit) if metric in QUALITY_METRICS else axis_label(metric, unit))
+        ax.set_title(self.series.metric, fontsize=9)
+        ax.margins(x=0.1)
+        ax.grid(True, axis="x", alpha=0.3)
+        _add_legend(ax, drawn)

@@ -1,0 +1,105 @@
+"""`plot_table`: one PNG per comparison table, published and reproduced numbers side by side."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from nas_impl.io import atomic_path
+from nas_impl.reporting.metric_kinds import COST_AXES, QUALITY_METRICS, is_accuracy
+from nas_impl.reporting.plot_data import point_labels, series_by_metric
+from nas_impl.reporting.plot_panels import PublishedVsReproducedPanel, QualityVsCostPanel
+from nas_impl.reporting.tables import NOT_COMPARABLE, NOT_RUN, normalize_table
+
+Panel = QualityVsCostPanel | PublishedVsReproducedPanel
+
+DPI = 120
+MAX_COLUMNS = 3
+PANEL_WIDTH_IN = 5.2
+MIN_PANEL_HEIGHT_IN = 4.0
+HEIGHT_PER_MODEL_IN = 0.3
+
+
+def plan_panels(rows: pd.DataFrame) -> list[Panel]:
+    """Quality against each cost metric the table has, then every metric not yet shown on its own."""
+    series = series_by_metric(rows)
+    labels = point_labels(rows)
+    quality = next((series[m] for m in QUALITY_METRICS if m in series), None)
+    panels: list[Panel] = []
+    shown: set[str] = set()
+    if quality is not None:
+        for cost_metric in COST_AXES:
+            if cost_metric not in series:
+                continue
+            panel = QualityVsCostPanel(quality, series[cost_metric], labels)
+            if panel.has_points():
+                panels.append(panel)
+                shown |= {quality.metric, cost_metric}
+    for metric, metric_series in series.items():
+        panel = PublishedVsReproducedPanel(metric_series, labels)
+        if metric not in shown and panel.has_points():
+            panels.append(panel)
+    return panels
+
+
+def _joined(values: pd.Series) -> str:
+    return ", ".join(v for v in dict.fromkeys(values) if v)
+
+
+def _not_comparable_note(rows: pd.DataFrame, scale: str) -> str | None:
+    affected = rows[rows["verdict"] == NOT_COMPARABLE]
+    if affected.empty:
+        return None
+    metrics = list(dict.fromkeys(affected["metric"]))
+    what = "accuracy" if all(is_accuracy(m) for m in metrics) else ", ".join(metrics)
+    run_on = _joined(affected["run_dataset"])
+    where = f" on {run_on}" if run_on else ""
+    prefix = f"{scale} scale: " if scale else ""
+    return f"{prefix}{what}{where}, not comparable"
+
+
+def _not_run_note(rows: pd.DataFrame) -> str | None:
+    not_run = int((rows["verdict"] == NOT_RUN).sum())
+    if rows.empty or not_run == len(rows):
+        return "not run"
+    return f"{not_run} of {len(rows)} numbers not run" if not_run else None
+
+
+def plot_title(rows: pd.DataFrame) -> str:
+    scale = _joined(rows["scale"])
+    heading = " · ".join(part for part in (_joined(rows["paper"]), _joined(rows["table"])) if part)
+    if scale:
+        heading = f"{heading} ({scale} scale)" if heading else f"{scale} scale"
+    notes = [note for note in (_not_comparable_note(rows, scale), _not_run_note(rows)) if note]
+    return "\n".join([heading or "comparison table", *notes])
+
+
+def _figure_for(panels: list[Panel]) -> tuple[Figure, list]:
+    columns = max(1, min(MAX_COLUMNS, len(panels)))
+    rows = max(1, math.ceil(len(panels) / columns))
+    most_models = max((panel.model_count for panel in panels), default=0)
+    panel_height = max(MIN_PANEL_HEIGHT_IN, 1.5 + HEIGHT_PER_MODEL_IN * most_models)
+    figure = Figure(figsize=(PANEL_WIDTH_IN * columns, panel_height * rows + 0.6), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel().tolist()
+    for unused in axes[len(panels):]:
+        unused.set_visible(False)
+    return figure, axes
+
+
+def plot_table(table: pd.DataFrame, out_path: str | Path) -> None:
+    """Write one PNG for a comparison table (columns of `compare.py`), atomically."""
+    rows = normalize_table(table)
+    panels = plan_panels(rows)
+    figure, axes = _figure_for(panels)
+    for panel, ax in zip(panels, axes):
+        panel.draw(ax)
+    if not panels:
+        axes[0].set_visible(True)
+        axes[0].text(0.5, 0.5, "no published or reproduced values to plot", ha="center", va="center")
+        axes[0].set_axis_off()
+    figure.suptitle(plot_title(rows), fontsize=11)
+    with atomic_path(out_path) as tmp:
+        figure.savefig(tmp, format="png", dpi=DPI)

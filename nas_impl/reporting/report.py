@@ -1,0 +1,181 @@
+"""`write_report`: one self-contained HTML file (inline CSS, embedded PNGs) for a whole scale."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+
+import pandas as pd
+
+from nas_impl.errors import NasReproError
+from nas_impl.io import atomic_path
+from nas_impl.reporting.costs import collect_costs
+from nas_impl.reporting.environment import collect_environment
+from nas_impl.reporting.html_parts import (
+    CSS, EMPTY, VERDICT_CLASSES, cell, embedded_png, format_number, html_table, is_missing, verdict_cell,
+)
+from nas_impl.reporting.scorecard import verdict_counts
+from nas_impl.reporting.tables import normalize_table
+
+SCORECARD_HEADERS = ["paper", "table", "dataset", "model", "metric", "unit", "published", "reproduced",
+                     "n", "delta", "tolerance", "verdict"]
+PAPER_TABLE_HEADERS = ["dataset", "model", "metric", "unit", "published", "reproduced", "n", "delta",
+                       "tolerance", "verdict", "source", "note"]
+
+
+def _reproduced_text(row: pd.Series) -> str:
+    mean, std, n = row["reproduced_mean"], row["reproduced_std"], row["n"]
+    if is_missing(mean):
+        return EMPTY
+    if not is_missing(std) and not is_missing(n) and n > 1:
+        return f"{format_number(mean)} ± {format_number(std)}"
+    return format_number(mean)
+
+
+def _claim_cells(row: pd.Series, columns: list[str]) -> list[str]:
+    special = {
+        "reproduced": lambda: cell(_reproduced_text(row), css_class="num"),
+        "delta": lambda: cell(format_number(row["delta"], signed=True), css_class="num"),
+        "verdict": lambda: verdict_cell(row["verdict"]),
+    }
+    return [special[c]() if c in special else cell(row[c]) for c in columns]
+
+
+def _claims_table(rows: pd.DataFrame, headers: list[str]) -> str:
+    return html_table(headers, (_claim_cells(row, headers) for _, row in rows.iterrows()))
+
+
+def _verdict_counts_section(scorecard: pd.DataFrame) -> str:
+    badges = "".join(
+        f'<span class="{VERDICT_CLASSES.get(verdict, "")}">{escape(verdict)}: <b>{count}</b></span>'
+        for verdict, count in verdict_counts(scorecard).items()
+    )
+    return f'<h2>Verdicts</h2>\n<p class="counts">{badges}</p>\n<p class="meta">{len(scorecard)} claims in all.</p>'
+
+
+def _plot_owner(plot: Path, papers: set[str]) -> str | None:
+    """The paper a plot belongs to: the nearest folder above it named after a paper."""
+    return next((parent.name for parent in plot.parents if parent.name in papers), None)
+
+
+def _figure(plot: Path) -> str:
+    if not plot.is_file():
+        raise NasReproError(f"{plot}: plot not found; run the plot step before the report")
+    return embedded_png(plot, alt=plot.stem)
+
+
+def _paper_section(paper: str, rows: pd.DataFrame, plots: list[Path]) -> str:
+    parts = [f"<h2>{escape(paper)}</h2>"]
+    remaining = list(plots)
+    for table in dict.fromkeys(rows["table"]):
+        parts.append(f"<h3>{escape(table)}</h3>")
+        parts.append(_claims_table(rows[rows["table"] == table], PAPER_TABLE_HEADERS))
+        mine = [plot for plot in remaining if plot.stem == table]
+        parts.extend(_figure(plot) for plot in mine)
+        remaining = [plot for plot in remaining if plot not in mine]
+    if remaining:
+        parts.append("<h3>other plots</h3>")
+        parts.extend(_figure(plot) for plot in remaining)
+    return "\n".join(parts)
+
+
+def _papers_sections(scorecard: pd.DataFrame, plots: list[Path]) -> str:
+    papers = list(dict.fromkeys(scorecard["paper"]))
+    plots_by_paper: dict[str | None, list[Path]] = {}
+    for plot in plots:
+        plots_by_paper.setdefault(_plot_owner(Path(plot), set(papers)), []).append(Path(plot))
+    sections = [_paper_section(p, scorecard[scorecard["paper"] == p], plots_by_paper.get(p, [])) for p in papers]
+    if None in plots_by_paper:
+        sections.append("<h2>Other plots</h2>\n" + "\n".join(_figure(plot) for plot in plots_by_paper[None]))
+    return "\n".join(sections)
+
+
+def _unreadable_note(paths: list[Path]) -> str:
+    if not paths:
+        return ""
+    listed = ", ".join(escape(str(p)) for p in paths)
+    return f'<p class="note">Could not read {len(paths)} file(s): {listed}</p>'
+
+
+def _environment_section(scale_dir: Path) -> str:
+    environment = collect_environment(scale_dir)
+    parts = ["<h2>Environment</h2>"]
+    if environment.run_count == 0:
+        parts.append(f"<p>No metrics.json with a run record under {escape(str(scale_dir))}.</p>")
+    else:
+        parts.append(
+            f"<p>{environment.run_count} training run(s), "
+            f"{escape(format_number(environment.total_wall_time_s))} s of training wall time in all.</p>"
+        )
+        rows = ([cell(r.field), cell(r.value), cell(r.runs)] for r in environment.values.itertuples())
+        parts.append(html_table(["field", "value", "runs"], rows))
+    parts.append(_unreadable_note(environment.unreadable))
+    return "\n".join(parts)
+
+
+def _hours_minutes_seconds(seconds: float) -> str:
+    whole = int(round(seconds))
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def _cost_section(benchmarks_dir: Path | None) -> str:
+    parts = ["<h2>Cost</h2>"]
+    if benchmarks_dir is None or not Path(benchmarks_dir).is_dir():
+        parts.append("<p>No benchmark files.</p>")
+        return "\n".join(parts)
+    costs = collect_costs(Path(benchmarks_dir))
+    if costs.per_stage.empty:
+        parts.append(f"<p>No benchmark files under {escape(str(benchmarks_dir))}.</p>")
+    else:
+        total = format_number(costs.total_seconds)
+        peak = "not measured" if is_missing(costs.max_rss_mb) else f"{format_number(costs.max_rss_mb)} MB"
+        parts.append(
+            f"<p>Total: <b>{escape(total)} s</b> ({_hours_minutes_seconds(costs.total_seconds)}), "
+            f"peak RSS {escape(peak)}.</p>"
+        )
+        rows = [[cell(r.paper), cell(r.rule), cell(r.jobs), cell(r.seconds), cell(r.max_rss_mb)]
+                for r in costs.per_stage.itertuples()]
+        rows.append([cell("total"), cell(""), cell(int(costs.per_stage["jobs"].sum())),
+                     cell(costs.total_seconds), cell(costs.max_rss_mb)])
+        parts.append(html_table(["paper", "rule (stage)", "jobs", "seconds", "max RSS (MB)"], rows))
+    parts.append(_unreadable_note(costs.unreadable))
+    return "\n".join(parts)
+
+
+def _scale_name(scorecard: pd.DataFrame, scale_dir: Path) -> str:
+    scales = [s for s in dict.fromkeys(scorecard.get("scale", pd.Series(dtype=str))) if isinstance(s, str) and s]
+    return ", ".join(scales) if scales else Path(scale_dir).name
+
+
+def render_report(scale_dir: Path, *, scorecard: pd.DataFrame, plots: list[Path],
+                  benchmarks_dir: Path | None, generated_at: datetime | None = None) -> str:
+    scorecard = normalize_table(scorecard)
+    scale = _scale_name(scorecard, scale_dir)
+    generated = (generated_at or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+    title = f"nas-repro report: {scale} scale"
+    body = [
+        f"<h1>{escape(title)}</h1>",
+        f'<p class="meta">Scale: <b>{escape(scale)}</b>. Generated {escape(generated)} '
+        f"from {escape(str(scale_dir))}.</p>",
+        _verdict_counts_section(scorecard),
+        "<h2>Scorecard</h2>",
+        _claims_table(scorecard, SCORECARD_HEADERS),
+        _papers_sections(scorecard, plots),
+        _environment_section(Path(scale_dir)),
+        _cost_section(benchmarks_dir),
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        + "\n".join(part for part in body if part)
+        + "\n</body>\n</html>\n"
+    )
+
+
+def write_report(scale_dir: Path, out_html: Path, *, scorecard: pd.DataFrame, plots: list[Path],
+                 benchmarks_dir: Path | None) -> None:
+    """Write the report atomically: verdict counts, scorecard, per-paper tables and plots, environment, cost."""
+    html = render_report(scale_dir, scorecard=scorecard, plots=plots, benchmarks_dir=benchmarks_dir)
+    with atomic_path(out_html) as tmp:
+        tmp.write_text(html, encoding="utf-8")

@@ -1,0 +1,190 @@
+"""Replication manifests, published.csv validation, comparison verdicts and the regression check."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from nas_impl.cli import main
+from nas_impl.errors import SpecError
+from nas_impl.replication import compare_replication, load_published, load_replication, regress
+
+ROOT = Path(__file__).resolve().parents[2]
+HEADER = "table,dataset,model,metric,value,unit,source,note\n"
+
+
+def write_replication(tmp_path: Path, published: str, **overrides) -> Path:
+    """A one-experiment replication (ResNet-20 on CIFAR-10) in tmp_path."""
+    root = tmp_path / "rep"
+    (root / "archs").mkdir(parents=True)
+    shutil.copy(ROOT / "replications/baselines/archs/resnet20-cifar.yaml", root / "archs/resnet20-cifar.yaml")
+    (root / "published.csv").write_text(HEADER + published)
+    manifest = {
+        "paper": "toy", "title": "toy",
+        "datasets": {"cifar10": {"smoke": "fashion-mnist", "reduced": "cifar10", "paper": "cifar10"}},
+        "recipes": {"r": {"smoke": {"epochs": 1}, "reduced": {"epochs": 2}, "paper": {"epochs": 3}}},
+        "experiments": {"r20": {"arch": "resnet20-cifar", "dataset": "cifar10", "recipe": "r",
+                                "claims": [{"table": "t", "model": "ResNet-20"}]}},
+        "seeds": {"smoke": [0], "reduced": [0], "paper": [0, 1]},
+        **overrides,
+    }
+    (root / "replication.yaml").write_text(yaml.safe_dump(manifest))
+    return root
+
+
+def write_run(results: Path, seed: int, top1: float, macs: float, params: float, dataset: str) -> None:
+    run = results / "r20" / f"seed{seed}"
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "eval.json").write_text(json.dumps({"top1": top1, "top5": 99.0, "dataset": dataset}))
+    (run / "arch_metrics.json").write_text(json.dumps({"macs": macs, "params": params, "params_no_norm": params}))
+
+
+PUBLISHED = ("t,cifar10,ResNet-20,macs,40.81,M,src,\n"
+             "t,cifar10,ResNet-20,params,0.27,M,src,\n"
+             "t,cifar10,ResNet-20,top1_err,7.26,%,src,[unverified]\n"
+             "t,cifar10,ResNet-99,top1_err,5.00,%,src,\n")
+
+
+# -- manifests and published rows ------------------------------------------------------------------
+def test_the_baselines_replication_is_valid():
+    rep = load_replication(ROOT / "replications/baselines")
+    assert rep.tables == ["cifar10-resnets", "cifar100-resnets", "imagenet-mobilenetv2", "imagenet-resnets"]
+    assert rep.recipe("cifar", "paper").sources["epochs"].startswith("TAS")
+    assert all(rep.recipe(name, "paper").sources for name in rep.recipes), "paper recipes carry sources"
+
+
+@pytest.mark.parametrize("row, message", [
+    ("t,cifar10,R,accuracy,7,%,src,", r"row 2: unknown metric 'accuracy'"),
+    ("t,cifar10,R,macs,40,%,src,", r"row 2: unit '%' does not fit metric 'macs'"),
+    ("t,cifar10,R,macs,forty,M,src,", r"row 2: value 'forty' is not a number"),
+    ("t,cifar10,R,macs,40,M,,", r"row 2: column 'source' is empty"),
+    ("t,cifar10,R,macs,40,M,src,\nt,cifar10,R,macs,41,M,src,", r"row 3: duplicates row 2"),
+])
+def test_malformed_published_rows_are_named(tmp_path, row, message):
+    path = tmp_path / "published.csv"
+    path.write_text(HEADER + row + "\n")
+    with pytest.raises(SpecError, match=message):
+        load_published(path)
+
+
+def test_published_header_must_have_every_column(tmp_path):
+    path = tmp_path / "published.csv"
+    path.write_text("table,model,value\nt,R,1\n")
+    with pytest.raises(SpecError, match=r"missing column\(s\) \['dataset', 'metric', 'unit', 'source', 'note'\]"):
+        load_published(path)
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"experiments": {"r20": {"arch": "nope", "dataset": "cifar10", "recipe": "r", "claims": []}}}, r"archs/nope\.yaml does not exist"),
+    ({"experiments": {"r20": {"arch": "resnet20-cifar", "dataset": "cifar10", "recipe": "r",
+                              "claims": [{"table": "t", "model": "ResNet-21"}]}}}, "no published row has table 't' and model 'ResNet-21'"),
+    ({"recipes": {"r": {"smoke": {"epochs": 1, "lr": -1}, "reduced": {"epochs": 1}, "paper": {"epochs": 1}}}}, r"recipes\.r\.smoke.*'lr'"),
+    ({"recipes": {"r": {"smoke": {"epochs": 1}}}}, r"key 'recipes\.r': 'reduced' is a required property"),
+    ({"accuracy_scales": ["huge"]}, r"key 'accuracy_scales\.0'"),
+])
+def test_invalid_manifests_name_the_key(tmp_path, override, message):
+    root = write_replication(tmp_path, PUBLISHED, **override)
+    with pytest.raises(SpecError, match=message):
+        load_replication(root)
+
+
+def test_schema_defaults_are_filled(tmp_path):
+    rep = load_replication(write_replication(tmp_path, PUBLISHED))
+    assert rep.accuracy_scales == ("paper",) and rep.accuracy_tolerance == 0.5 and rep.architecture_tolerance == 0.01
+    assert rep.experiments["r20"].scales == ("smoke", "reduced", "paper")
+
+
+# -- verdicts ---------------------------------------------------------------------------------------
+def verdicts(table: pd.DataFrame) -> dict[tuple[str, str], str]:
+    return {(r.model, r.metric): r.verdict for r in table.itertuples()}
+
+
+def test_each_verdict(tmp_path):
+    rep = load_replication(write_replication(tmp_path, PUBLISHED))
+    results = tmp_path / "results"
+    write_run(results, 0, top1=92.9, macs=40.813e6, params=0.281e6, dataset="cifar10")  # params 4% off
+    write_run(results, 1, top1=92.5, macs=40.813e6, params=0.281e6, dataset="cifar10")
+    table = compare_replication(rep, results, "paper")["t"]
+    assert verdicts(table) == {
+        ("ResNet-20", "macs"): "reproduced",
+        ("ResNet-20", "params"): "not reproduced",
+        ("ResNet-20", "top1_err"): "reproduced",  # mean error 7.3 vs 7.26
+        ("ResNet-99", "top1_err"): "not run",  # no experiment claims it
+    }
+    err = table[table.metric == "top1_err"].iloc[0]
+    assert err.reproduced_mean == pytest.approx(7.3) and err.n == 2
+    assert err.reproduced_std == pytest.approx(math.sqrt(0.08)) and err.delta == pytest.approx(0.04)
+    assert err.tolerance == 0.5 and err.note == "[unverified]"
+    macs = table[table.metric == "macs"].iloc[0]
+    assert macs.tolerance == pytest.approx(0.4081) and macs.unit == "M"
+
+
+def test_accuracy_outside_the_paper_scale_is_not_comparable(tmp_path):
+    rep = load_replication(write_replication(tmp_path, PUBLISHED))
+    results = tmp_path / "results"
+    write_run(results, 0, top1=80.0, macs=40.813e6, params=0.272e6, dataset="fashion-mnist")
+    table = compare_replication(rep, results, "smoke")["t"]
+    v = verdicts(table)
+    assert v[("ResNet-20", "top1_err")] == "not comparable at this scale"
+    assert v[("ResNet-20", "macs")] == v[("ResNet-20", "params")] == "reproduced"  # architecture: every scale
+    assert "trained on fashion-mnist, the paper on cifar10" in table[table.metric == "top1_err"].iloc[0].note
+
+
+def test_accuracy_on_a_substitute_dataset_is_not_comparable(tmp_path):
+    rep = load_replication(write_replication(tmp_path, PUBLISHED))
+    results = tmp_path / "results"
+    write_run(results, 0, top1=92.7, macs=40.813e6, params=0.272e6, dataset="cifar10-jpg")
+    assert verdicts(compare_replication(rep, results, "paper")["t"])[("ResNet-20", "top1_err")] == \
+        "not comparable at this scale"
+
+
+def test_the_published_figures_rounding_widens_the_tolerance(tmp_path):
+    # "0.27" M stands for [0.265, 0.275]: 0.2745 is within rounding though 1.7% away.
+    rep = load_replication(write_replication(tmp_path, PUBLISHED))
+    write_run(tmp_path / "results", 0, top1=90, macs=40.8e6, params=0.2745e6, dataset="fashion-mnist")
+    assert verdicts(compare_replication(rep, tmp_path / "results", "smoke")["t"])[("ResNet-20", "params")] == "reproduced"
+
+
+# -- regression check -------------------------------------------------------------------------------
+def make_tables(directory: Path, top1_err: float, macs: float, verdict: str = "reproduced") -> None:
+    rows = [{"paper": "toy", "table": "t", "model": "ResNet-20", "metric": "top1_err", "reproduced_mean": top1_err,
+             "verdict": "not comparable at this scale"},
+            {"paper": "toy", "table": "t", "model": "ResNet-20", "metric": "macs", "reproduced_mean": macs,
+             "verdict": verdict}]
+    (directory / "toy/tables").mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(directory / "toy/tables/t.csv", index=False)
+
+
+def test_regress_passes_within_tolerance_and_fails_with_a_readable_diff(tmp_path, capsys):
+    make_tables(tmp_path / "ref", 20.0, 40.81)
+    make_tables(tmp_path / "same", 21.5, 40.81)
+    assert regress(tmp_path / "same", tmp_path / "ref") == []
+    make_tables(tmp_path / "moved", 23.0, 40.82, verdict="not reproduced")
+    diffs = [str(d) for d in regress(tmp_path / "moved", tmp_path / "ref")]
+    assert diffs == [
+        "toy/tables/t.csv ResNet-20 top1_err: 20 -> 23 (change +3, tolerance 2)",
+        "toy/tables/t.csv ResNet-20 macs: verdict 'reproduced' -> 'not reproduced'",
+        "toy/tables/t.csv ResNet-20 macs: 40.81 -> 40.82 (change +0.01, tolerance 4.081e-05)",
+    ]
+    assert main(["regress", str(tmp_path / "moved"), str(tmp_path / "ref")]) == 1
+    err = capsys.readouterr().err
+    assert "3 difference(s)" in err and "top1_err: 20 -> 23" in err
+    assert main(["regress", str(tmp_path / "same"), str(tmp_path / "ref")]) == 0
+
+
+def test_regress_reports_missing_tables_and_rows(tmp_path):
+    make_tables(tmp_path / "ref", 20.0, 40.81)
+    assert [str(d) for d in regress(tmp_path / "empty", tmp_path / "ref")] == [
+        f"toy/tables/t.csv: missing from {tmp_path / 'empty'} (run the workflow at this scale first)"]
+    (tmp_path / "partial/toy/tables").mkdir(parents=True)
+    pd.read_csv(tmp_path / "ref/toy/tables/t.csv").iloc[:1].to_csv(tmp_path / "partial/toy/tables/t.csv", index=False)
+    assert [str(d) for d in regress(tmp_path / "partial", tmp_path / "ref")] == [
+        "toy/tables/t.csv ResNet-20 macs: row missing from the results"]
+    with pytest.raises(Exception, match="no reference tables"):
+        regress(tmp_path / "partial", tmp_path / "nothing")

@@ -1,0 +1,115 @@
+"""The Snakemake workflow: lint, dry-runs of every scale with both profiles, and a tiny
+end-to-end smoke run in a temporary working directory (tables, plots, report, no-op rerun,
+regression check)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nas_impl.replication import load_replication
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+BASELINE_CHAIN = ["prepare_data", "recipe", "baselines_arch", "train", "evaluate", "arch_metrics", "compare", "plot",
+                  "report"]
+
+
+def snakemake(*args: str, cwd: Path = REPO, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run([SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), *args], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def job_counts(output: str) -> dict[str, int]:
+    table = output.split("Job stats:", 1)[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
+
+
+def test_lint_is_clean():
+    result = snakemake("--lint", check=False)
+    assert "Congratulations, your workflow is in a good condition" in result.stdout + result.stderr, result.stdout
+
+
+@pytest.mark.parametrize("profile", ["default", "slurm"])
+@pytest.mark.parametrize("scale", ["smoke", "reduced", "paper"])
+def test_dry_run_contains_every_rule_of_the_chain(tmp_path, scale, profile):
+    result = snakemake("-n", "--profile", str(REPO / "workflows/profiles" / profile), "--directory", str(tmp_path),
+                       "--config", f"scale={scale}")
+    counts = job_counts(result.stdout)
+    rep = load_replication(REPO / "replications/baselines")
+    runs = len(rep.experiments_at(scale)) * len(rep.seeds[scale])
+    for rule in ("baselines_arch", "train", "evaluate", "arch_metrics"):
+        assert counts[rule] == runs, (rule, counts)
+    assert counts["compare"] == counts["plot"] == len(rep.tables)
+    assert counts["report"] == 1 and counts["recipe"] == len({e.recipe for e in rep.experiments.values()
+                                                              if scale in e.scales})
+    assert set(BASELINE_CHAIN) <= set(counts)
+
+
+def test_paper_scale_runs_three_seeds_of_every_table():
+    result = snakemake("-n", "--config", "scale=paper", "--directory", "/tmp/nasrepro-dry-paper")
+    counts = job_counts(result.stdout)
+    assert counts["train"] == 14 * 3 and counts["prepare_data"] == 3  # cifar10, cifar100, imagenet
+
+
+TINY = ["scale=smoke", "experiments=[resnet20-cifar10]",
+        "recipe_overrides={epochs: 1, train_subset: 256, test_subset: 200, batch_size: 64}"]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    snakemake("--cores", "2", "--directory", str(workdir), "--config", *TINY)
+    return workdir
+
+
+def test_end_to_end_smoke_produces_tables_plots_and_report(smoke_run):
+    scale_dir = smoke_run / "results/smoke"
+    run = scale_dir / "baselines/resnet20-cifar10/seed0"
+    for name in ("arch.yaml", "checkpoint.pt", "train_log.csv", "metrics.json", "eval.json", "arch_metrics.json"):
+        assert (run / name).is_file(), name
+    assert json.loads((run / "eval.json").read_text())["dataset"] == "fashion-mnist"
+    table = pd.read_csv(scale_dir / "baselines/tables/cifar10-resnets.csv")
+    r20 = table[table.model == "ResNet-20"].set_index("metric")
+    assert r20.loc["macs", "verdict"] == "reproduced" and r20.loc["params", "verdict"] == "reproduced"
+    assert r20.loc["top1_err", "verdict"] == "not comparable at this scale"
+    assert set(table[table.model != "ResNet-20"].verdict) == {"not run"}
+    for plot in ("cifar10-resnets", "cifar100-resnets", "imagenet-resnets", "imagenet-mobilenetv2"):
+        assert (scale_dir / f"baselines/plots/{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    scorecard = pd.read_csv(scale_dir / "scorecard.csv")
+    assert len(scorecard) == 31 and (scorecard.verdict == "reproduced").sum() == 2
+    html = (scale_dir / "report.html").read_text()
+    assert "ResNet-20" in html and html.count("data:image/png;base64,") == 4
+    assert list((scale_dir / "benchmarks/baselines/train").glob("*.tsv")) and (scale_dir / "logs").is_dir()
+
+
+def test_rerun_with_nothing_changed_does_no_work(smoke_run):
+    result = snakemake("-n", "--directory", str(smoke_run), "--config", *TINY)
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_regress_rule_against_a_reference(smoke_run):
+    reference = smoke_run / "results/reference/smoke/baselines/tables"
+    shutil.copytree(smoke_run / "results/smoke/baselines/tables", reference)
+    snakemake("regress", "--cores", "1", "--directory", str(smoke_run), "--config", *TINY)
+    assert json.loads((smoke_run / "results/smoke/regress.json").read_text())["differences"] == 0
+    (smoke_run / "results/smoke/regress.json").unlink()
+    table = pd.read_csv(reference / "cifar10-resnets.csv")
+    table.loc[(table.model == "ResNet-20") & (table.metric == "macs"), "reproduced_mean"] = 30.0
+    table.to_csv(reference / "cifar10-resnets.csv", index=False)
+    result = snakemake("regress", "--cores", "1", "--directory", str(smoke_run), "--config", *TINY, check=False)
+    assert result.returncode != 0
+    assert "ResNet-20 macs: 30 -> 40.8132" in result.stdout + result.stderr
+    assert not (smoke_run / "results/smoke/regress.json").exists()

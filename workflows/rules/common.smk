@@ -1,0 +1,119 @@
+# Configuration, replication manifests and the helper functions the rules use.
+import json
+import shlex
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from nas_impl.data import DATASET_INFO
+from nas_impl.replication import load_replication
+
+
+# The repository (replication manifests, default config); results go to the working directory.
+REPO = Path(workflow.basedir)
+
+
+configfile: REPO / "workflows/config.yaml"
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+IMPLEMENTED = ["baselines"]
+SCALE = config["scale"]
+PAPERS = config["papers"] or IMPLEMENTED
+unknown = sorted(set(PAPERS) - set(IMPLEMENTED))
+if unknown:
+    raise ValueError(f"config 'papers': {unknown} not implemented; implemented: {IMPLEMENTED}")
+REPLICATIONS = {paper: load_replication(REPO / "replications" / paper) for paper in PAPERS}
+RESULTS = f"results/{SCALE}"
+# The one software environment of every rule (for `--sdm conda`; paths are relative to rules/).
+CONDA_ENV = "../../environment.yml"
+
+# Per scale: threads per training job, and the resources a scheduler needs to place it.
+TRAIN_THREADS = {"smoke": 1, "reduced": 8, "paper": 8}
+TRAIN_RESOURCES = {
+    "smoke": {"gpu": 0, "mem_mb": 4000, "runtime": 30},
+    "reduced": {"gpu": 1, "mem_mb": 32000, "runtime": 12 * 60},
+    "paper": {"gpu": 1, "mem_mb": 64000, "runtime": 7 * 24 * 60},
+}
+
+
+wildcard_constraints:
+    scale="smoke|reduced|paper",
+    paper="[a-z0-9_-]+",
+    experiment="[A-Za-z0-9_.-]+",
+    seed=r"\d+",
+    table="[A-Za-z0-9_.-]+",
+    dataset="[A-Za-z0-9_.:-]+",
+    recipe="[A-Za-z0-9_.-]+",
+
+
+def experiments(paper):
+    chosen = REPLICATIONS[paper].experiments_at(SCALE)
+    if config["experiments"]:
+        chosen = [e for e in chosen if e in config["experiments"]]
+    return chosen
+
+
+def seeds(paper):
+    return config["seeds"] or REPLICATIONS[paper].seeds[SCALE]
+
+
+def replication_dir(wildcards):
+    return str(REPLICATIONS[wildcards.paper].root)
+
+
+def run_dataset(wildcards):
+    """The dataset an experiment trains on at this scale (after substitutes)."""
+    dataset = REPLICATIONS[wildcards.paper].run_dataset(wildcards.experiment, SCALE)
+    return config["dataset_substitutes"].get(dataset, dataset)
+
+
+def run_dir(wildcards):
+    return f"{RESULTS}/{wildcards.paper}/{wildcards.experiment}/seed{wildcards.seed}"
+
+
+def data_stamp(wildcards):
+    return f"{RESULTS}/data/{run_dataset(wildcards)}.json"
+
+
+def experiment_recipe(wildcards):
+    name = REPLICATIONS[wildcards.paper].experiments[wildcards.experiment].recipe
+    return f"{RESULTS}/{wildcards.paper}/recipes/{name}.yaml"
+
+
+def recipe_overrides(wildcards):
+    return " ".join(f"--set {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in config["recipe_overrides"].items())
+
+
+def reference_arch(wildcards):
+    """The replication's reference spec of an experiment (archs/<arch>.yaml)."""
+    return str(REPLICATIONS[wildcards.paper].arch_path(wildcards.experiment))
+
+
+def paper_dataset(wildcards):
+    return REPLICATIONS[wildcards.paper].experiments[wildcards.experiment].dataset
+
+
+def run_files(paper, name):
+    return [f"{RESULTS}/{paper}/{e}/seed{s}/{name}" for e in experiments(paper) for s in seeds(paper)]
+
+
+def compare_inputs(wildcards):
+    return run_files(wildcards.paper, "eval.json") + run_files(wildcards.paper, "arch_metrics.json")
+
+
+def tables(paper):
+    return [f"{RESULTS}/{paper}/tables/{t}.csv" for t in REPLICATIONS[paper].tables]
+
+
+def plots(paper):
+    return [f"{RESULTS}/{paper}/plots/{t}.png" for t in REPLICATIONS[paper].tables]
+
+
+def train_threads(wildcards):
+    return TRAIN_THREADS[SCALE]
+
+
+def train_resource(key):
+    return TRAIN_RESOURCES[SCALE][key]

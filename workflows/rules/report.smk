@@ -1,0 +1,73 @@
+# Published vs reproduced tables, plots, the scorecard and report, and the regression check.
+
+
+rule compare:
+    input:
+        f"{REPO}/replications/{{paper}}/published.csv",
+        f"{REPO}/replications/{{paper}}/replication.yaml",
+        compare_inputs,
+    output:
+        f"{RESULTS}/{{paper}}/tables/{{table}}.csv",
+    log:
+        f"{RESULTS}/logs/{{paper}}/compare/{{table}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{paper}}/compare/{{table}}.tsv"
+    params:
+        replication=replication_dir,
+    conda:
+        CONDA_ENV
+    shell:
+        "nasrepro compare --replication {params.replication} --results "
+        f"{RESULTS}/{{wildcards.paper}} --scale {SCALE} --table {{wildcards.table}} "
+        f"--out-dir {RESULTS}/{{wildcards.paper}}/tables > {{log}} 2>&1"
+
+
+rule plot:
+    input:
+        f"{RESULTS}/{{paper}}/tables/{{table}}.csv",
+    output:
+        f"{RESULTS}/{{paper}}/plots/{{table}}.png",
+    log:
+        f"{RESULTS}/logs/{{paper}}/plot/{{table}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{paper}}/plot/{{table}}.tsv"
+    conda:
+        CONDA_ENV
+    shell:
+        "nasrepro plot --table {input} --out {output} > {log} 2>&1"
+
+
+rule report:
+    input:
+        tables=[t for paper in PAPERS for t in tables(paper)],
+        plots=[p for paper in PAPERS for p in plots(paper)],
+    output:
+        scorecard=f"{RESULTS}/scorecard.csv",
+        html=f"{RESULTS}/report.html",
+    log:
+        f"{RESULTS}/logs/report.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/report.tsv"
+    conda:
+        CONDA_ENV
+    shell:
+        f"nasrepro report --results {RESULTS} --tables {{input.tables}} --plots {{input.plots}} "
+        "--scorecard {output.scorecard} --out {output.html} > {log} 2>&1"
+
+
+rule regress:
+    input:
+        f"{RESULTS}/scorecard.csv",
+    output:
+        f"{RESULTS}/regress.json",
+    log:
+        f"{RESULTS}/logs/regress.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/regress/regress.tsv"
+    params:
+        reference=f"results/reference/{SCALE}",
+    conda:
+        CONDA_ENV
+    shell:
+        f"nasrepro regress {RESULTS} {{params.reference}} --out {{output}} > {{log}} 2>&1 "
+        "|| {{ cat {log}; exit 1; }}"

@@ -1,0 +1,97 @@
+# The shared chain of every replication: recipe -> train -> evaluate, and architecture metrics.
+# Each replication's own rules produce `<experiment>/seed<k>/arch.yaml` (searched or reference).
+
+
+rule recipe:
+    input:
+        f"{REPO}/replications/{{paper}}/replication.yaml",
+    output:
+        f"{RESULTS}/{{paper}}/recipes/{{recipe}}.yaml",
+    log:
+        f"{RESULTS}/logs/{{paper}}/recipe/{{recipe}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{paper}}/recipe/{{recipe}}.tsv"
+    params:
+        replication=replication_dir,
+        overrides=recipe_overrides,
+    conda:
+        CONDA_ENV
+    shell:
+        "nasrepro recipe --replication {params.replication} --name {wildcards.recipe} "
+        f"--scale {SCALE} {{params.overrides}} --out {{output}} > {{log}} 2>&1"
+
+
+rule train:
+    input:
+        arch=f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/arch.yaml",
+        recipe=experiment_recipe,
+        data=data_stamp,
+    output:
+        checkpoint=f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/checkpoint.pt",
+        log_csv=f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/train_log.csv",
+        metrics=f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/metrics.json",
+    log:
+        f"{RESULTS}/logs/{{paper}}/train/{{experiment}}-seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{paper}}/train/{{experiment}}-seed{{seed}}.tsv"
+    params:
+        dataset=run_dataset,
+        out=run_dir,
+        data_root=config["data_root"],
+        device=config["device"],
+    threads: train_threads
+    resources:
+        gpu=train_resource("gpu"),
+        mem_mb=train_resource("mem_mb"),
+        runtime=train_resource("runtime"),
+    conda:
+        CONDA_ENV
+    shell:
+        "OMP_NUM_THREADS={threads} nasrepro train --arch {input.arch} --recipe {input.recipe} "
+        "--dataset {params.dataset} --data-root {params.data_root} --out {params.out} "
+        "--seed {wildcards.seed} --device {params.device} --resume > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        checkpoint=f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/checkpoint.pt",
+        data=data_stamp,
+    output:
+        f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/eval.json",
+    log:
+        f"{RESULTS}/logs/{{paper}}/evaluate/{{experiment}}-seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{paper}}/evaluate/{{experiment}}-seed{{seed}}.tsv"
+    params:
+        data_root=config["data_root"],
+        device=config["device"],
+    threads: train_threads
+    resources:
+        gpu=train_resource("gpu"),
+        mem_mb=train_resource("mem_mb"),
+        runtime=60,
+    conda:
+        CONDA_ENV
+    shell:
+        "OMP_NUM_THREADS={threads} nasrepro evaluate --checkpoint {input.checkpoint} "
+        "--data-root {params.data_root} --device {params.device} --out {output} > {log} 2>&1"
+
+
+rule arch_metrics:
+    input:
+        f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/arch.yaml",
+    output:
+        f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/arch_metrics.json",
+    log:
+        f"{RESULTS}/logs/{{paper}}/arch_metrics/{{experiment}}-seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{paper}}/arch_metrics/{{experiment}}-seed{{seed}}.tsv"
+    params:
+        dataset=paper_dataset,
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        CONDA_ENV
+    shell:
+        "OMP_NUM_THREADS=1 nasrepro metrics {input} --dataset {params.dataset} --out {output} > {log} 2>&1"

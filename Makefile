@@ -16,11 +16,11 @@ export MALLOC_TOP_PAD_ := 1073741824
 # Real-data tests and validation runs read ../shared/data (CIFAR-10 copy, Penn Treebank).
 export NASREPRO_SHARED ?= $(abspath ../shared)
 
-.PHONY: run test bench lint validate venv data lock clean
+.PHONY: run test bench lint validate regress venv data lock clean
 
 run: venv data
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default
-	@echo "Results: results/smoke/ (metrics.json, train_log.csv per run)"
+	@echo "Results: results/smoke/report.html, results/smoke/scorecard.csv, results/smoke/<paper>/tables/ and plots/"
 
 test: venv data
 	$(PY) -m pytest -q --benchmark-skip
@@ -31,10 +31,17 @@ bench: venv data
 lint: venv
 	$(VENV)/bin/snakemake --lint
 
-# ResNet-20 on the real CIFAR-10 copy in ../shared/data (about 20 minutes on 2 CPU cores).
+# ResNet-20 on the real CIFAR-10 copy in ../shared/data through the workflow, at reduced scale with
+# 15 epochs (about 20 minutes on 2 CPU cores). The copy is JPEG-decoded, so accuracy is reported,
+# not judged against the paper ("not comparable").
+VALIDATE_CONFIG := scale=reduced experiments='[resnet20-cifar10]' data_root=$(NASREPRO_SHARED)/data \
+  dataset_substitutes='{cifar10: cifar10-jpg}' recipe_overrides='{epochs: 15}' device=cpu
 validate: venv
-	$(VENV)/bin/nasrepro train --arch resnet20-cifar --recipe replications/baselines/recipes/validate-cifar10.yaml \
-	  --dataset cifar10-jpg --data-root $(NASREPRO_SHARED)/data --out results/validation/resnet20-cifar10 --seed 0
+	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default --config $(VALIDATE_CONFIG)
+	@echo "Validation results: results/reduced/ (report.html, baselines/resnet20-cifar10/seed0/)"
+
+regress: venv
+	$(VENV)/bin/snakemake regress --cores $(CORES) --workflow-profile workflows/profiles/default
 
 venv: $(STAMP)
 

@@ -9,7 +9,6 @@ and augmentation depend only on (seed, k). That is what makes resuming at epoch 
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterator, Sequence
 
@@ -17,16 +16,11 @@ import torch
 
 from nas_impl.data.augment import Augmentation, augment_normalized, augment_uint8
 from nas_impl.errors import DataError
+from nas_impl.seeds import derive_seed
 
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A 63-bit seed for (seed, epoch); hashing keeps nearby (seed, epoch) pairs unrelated."""
-    digest = hashlib.sha256(f"nasrepro-loader:{seed}:{epoch}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 class TensorLoader:
@@ -97,7 +91,7 @@ class TensorLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         epoch, self._epoch = self._epoch, self._epoch + 1
-        generator = self._generator.manual_seed(epoch_seed(self.seed, epoch))
+        generator = self._generator.manual_seed(derive_seed("loader", self.seed, epoch))
         order = None
         if self.shuffle:
             order = torch.randperm(self.num_samples, generator=generator, device=self.device)

@@ -24,17 +24,24 @@ PAPER_TABLE_HEADERS = ["dataset", "model", "metric", "unit", "published", "repro
                        "tolerance", "verdict", "source", "note"]
 
 
+def _significant(value: object, digits: int) -> str:
+    # Published figures are shown as written and reproduced ones to comparable precision;
+    # format_number's rounding would show 253.15 as 253.2.
+    return EMPTY if is_missing(value) else f"{float(value):.{digits}g}"
+
+
 def _reproduced_text(row: pd.Series) -> str:
     mean, std, n = row["reproduced_mean"], row["reproduced_std"], row["n"]
     if is_missing(mean):
         return EMPTY
     if not is_missing(std) and not is_missing(n) and n > 1:
-        return f"{format_number(mean)} ± {format_number(std)}"
-    return format_number(mean)
+        return f"{_significant(mean, 6)} ± {_significant(std, 3)}"
+    return _significant(mean, 6)
 
 
 def _claim_cells(row: pd.Series, columns: list[str]) -> list[str]:
     special = {
+        "published": lambda: cell(_significant(row["published"], 10), css_class="num"),
         "reproduced": lambda: cell(_reproduced_text(row), css_class="num"),
         "delta": lambda: cell(format_number(row["delta"], signed=True), css_class="num"),
         "verdict": lambda: verdict_cell(row["verdict"]),

@@ -108,12 +108,27 @@ def recipe_from_dict(raw: dict[str, Any], origin: str = "recipe") -> Recipe:
     for key in ("betas", "milestones"):
         if key in values:
             values[key] = tuple(values[key])
+    _check_types(values, origin)
     try:
         return Recipe(**values, sources=sources)
     except SpecError as err:
         raise SpecError(f"{origin}: {err}") from None
     except TypeError as err:
         raise SpecError(f"{origin}: {err}") from None
+
+
+_SCALAR_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def _check_types(values: dict[str, Any], origin: str) -> None:
+    """Plain scalar keys must hold values of their type: YAML's `epochs: "15"` is a string."""
+    for f in dataclasses.fields(Recipe):
+        expected = _SCALAR_TYPES.get(str(f.type).replace(" | None", ""))
+        value = values.get(f.name)
+        if expected is None or value is None:
+            continue
+        if not isinstance(value, expected) or (bool not in expected and isinstance(value, bool)):
+            raise SpecError(f"{origin}: recipe key '{f.name}' = {value!r} must be of type {f.type}")
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:

@@ -1,21 +1,22 @@
 """Seeding: a run's randomness is a function of (seed, epoch) only.
 
 Each epoch reseeds the global torch RNG (dropout, initialisation of later-built modules) and
-the data loader from `epoch_seed(seed, epoch)`. A run resumed at an epoch boundary therefore
+the data loader from (seed, epoch) (`nas_impl.seeds`). A run resumed at an epoch boundary therefore
 draws exactly the random numbers the uninterrupted run drew, without saving RNG states.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 
 import torch
 
+from nas_impl.seeds import derive_seed
+
 
 def epoch_seed(seed: int, epoch: int) -> int:
-    digest = hashlib.sha256(f"{seed}:{epoch}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+    """The global torch RNG's seed for one epoch (the loader derives its own)."""
+    return derive_seed("global", seed, epoch)
 
 
 def seed_everything(seed: int) -> None:

@@ -64,6 +64,13 @@ def test_recipe_bad_values_name_the_key(raw, key):
         recipe_from_dict(raw, origin="r.yaml")
 
 
+@pytest.mark.parametrize("raw, key", [({"epochs": "15"}, "epochs"), ({"epochs": 3, "nesterov": 1}, "nesterov"),
+                                      ({"epochs": 3, "lr": True}, "lr"), ({"epochs": 3, "train_subset": 2.5}, "train_subset")])
+def test_recipe_values_must_have_their_type(raw, key):
+    with pytest.raises(SpecError, match=f"r.yaml: recipe key '{key}' = .* must be of type"):
+        recipe_from_dict(raw, origin="r.yaml")
+
+
 def test_missing_recipe_file_says_so(tmp_path):
     with pytest.raises(SpecError, match="does not exist"):
         load_recipe(tmp_path / "nope.yaml")

@@ -58,8 +58,8 @@ def test_dry_run_contains_every_rule_of_the_chain(tmp_path, scale, profile):
     assert set(BASELINE_CHAIN) <= set(counts)
 
 
-def test_paper_scale_runs_three_seeds_of_every_table():
-    result = snakemake("-n", "--config", "scale=paper", "--directory", "/tmp/nasrepro-dry-paper")
+def test_paper_scale_runs_three_seeds_of_every_table(tmp_path):
+    result = snakemake("-n", "--config", "scale=paper", "--directory", str(tmp_path))
     counts = job_counts(result.stdout)
     assert counts["train"] == 14 * 3 and counts["prepare_data"] == 3  # cifar10, cifar100, imagenet
 

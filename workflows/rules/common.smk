@@ -1,6 +1,8 @@
 # Configuration, replication manifests and the helper functions the rules use.
 import json
+import os
 import shlex
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -11,6 +13,8 @@ from nas_impl.replication import load_replication
 
 # The repository (replication manifests, default config); results go to the working directory.
 REPO = Path(workflow.basedir)
+# Rules call the `nasrepro` of the environment Snakemake runs in, activated or not.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
 
 configfile: REPO / "workflows/config.yaml"
@@ -83,7 +87,10 @@ def experiment_recipe(wildcards):
 
 
 def recipe_overrides(wildcards):
-    return " ".join(f"--set {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in config["recipe_overrides"].items())
+    def text(value):  # --config parses values already: pass strings through, dump the rest
+        return value if isinstance(value, str) else json.dumps(value)
+
+    return " ".join(f"--set {shlex.quote(f'{k}={text(v)}')}" for k, v in config["recipe_overrides"].items())
 
 
 def reference_arch(wildcards):

@@ -14,6 +14,9 @@ Run with `make bench`, which also fixes the allocator (see the Makefile).
 
 from __future__ import annotations
 
+import statistics
+import time
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -25,7 +28,7 @@ from nas_impl.training.seeding import seed_everything
 
 BATCH = 128
 STEPS = 12
-ROUNDS = 3
+ROUNDS = 5
 MODELS = ["resnet20-cifar", "mobilenetv2-cifar"]
 CHANNELS_LAST = torch.channels_last
 
@@ -53,21 +56,14 @@ def plain_epoch(model, opt, batches, memory_format=torch.contiguous_format) -> N
         opt.step()
 
 
-def images_per_s(benchmark, fn, images: int) -> float:
-    benchmark.pedantic(fn, rounds=ROUNDS, iterations=1, warmup_rounds=1)
-    return images / benchmark.stats.stats.median
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_a_suite_trainer(benchmark, cifar, tmp_path, name, record_throughput):
-    ds, x, y = cifar
+def suite_epoch(ds, x, y, name: str, out_dir):
     recipe = recipe_from_dict({"epochs": 1, "batch_size": BATCH, "lr": 0.01, "nesterov": True,
                                "augment": {"crop_padding": 4, "flip": True}})
     loader = data.TensorLoader(x, y, BATCH, mean=ds.mean, std=ds.std, augment=data.Augmentation(4, True),
                                shuffle=True, drop_last=True, seed=0, device=torch.device("cpu"), channels_last=True)
     model, _ = fresh(name)
-    trainer = Trainer(model, recipe, loader, loader, out_dir=tmp_path, seed=0)
-    record_throughput(name, "suite", images_per_s(benchmark, lambda: trainer.train_epoch(0), BATCH * STEPS))
+    trainer = Trainer(model, recipe, loader, loader, out_dir=out_dir, seed=0)
+    return lambda: trainer.train_epoch(0)
 
 
 class PILDataset(torch.utils.data.Dataset):
@@ -83,31 +79,49 @@ class PILDataset(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.x[i])), self.y[i]
 
 
-@pytest.mark.parametrize("memory_format", [torch.contiguous_format, CHANNELS_LAST], ids=["nchw", "channels_last"])
-@pytest.mark.parametrize("name", MODELS)
-def test_b_dataloader_torchvision(benchmark, cifar, name, memory_format, record_throughput):
+def dataloader_epoch(ds, x, y, name: str, memory_format):
     from torchvision import transforms as T
 
-    ds, x, y = cifar
     transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
                            T.Normalize(ds.mean, ds.std)])
     loader = torch.utils.data.DataLoader(PILDataset(x, y, transform), batch_size=BATCH, shuffle=True,
                                          num_workers=2, drop_last=True, persistent_workers=True)
     model, opt = fresh(name, memory_format=memory_format)
-    variant = "dataloader" if memory_format is torch.contiguous_format else "dataloader+channels_last"
-    ips = images_per_s(benchmark, lambda: plain_epoch(model, opt, loader, memory_format), BATCH * STEPS)
-    record_throughput(name, variant, ips)
+    return lambda: plain_epoch(model, opt, loader, memory_format)
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_c_bare_step(benchmark, cifar, name, record_throughput):
-    ds, x, y = cifar
+def bare_epoch(ds, x, y, name: str):
     mean, std = torch.tensor(ds.mean).view(1, -1, 1, 1), torch.tensor(ds.std).view(1, -1, 1, 1)
     batches = [(((x[i:i + BATCH].float() / 255 - mean) / std).contiguous(memory_format=CHANNELS_LAST), y[i:i + BATCH])
                for i in range(0, BATCH * STEPS, BATCH)]
     model, opt = fresh(name, memory_format=CHANNELS_LAST)
-    ips = images_per_s(benchmark, lambda: plain_epoch(model, opt, batches, CHANNELS_LAST), BATCH * STEPS)
-    record_throughput(name, "bare", ips)
+    return lambda: plain_epoch(model, opt, batches, CHANNELS_LAST)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_training_throughput(benchmark, cifar, tmp_path, name, record_throughput):
+    """One benchmark round = one epoch of each variant, interleaved, so that the ratios compare
+    runs made seconds apart on the same machine state (these VMs drift by 10-30% over minutes)."""
+    ds, x, y = cifar
+    variants = {
+        "suite": suite_epoch(ds, x, y, name, tmp_path),
+        "dataloader": dataloader_epoch(ds, x, y, name, torch.contiguous_format),
+        "dataloader+channels_last": dataloader_epoch(ds, x, y, name, CHANNELS_LAST),
+        "bare": bare_epoch(ds, x, y, name),
+    }
+    seconds: dict[str, list[float]] = {v: [] for v in variants}
+
+    def one_round() -> None:
+        for variant, epoch in variants.items():
+            start = time.perf_counter()
+            epoch()
+            seconds[variant].append(time.perf_counter() - start)
+
+    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    for variant, times in seconds.items():
+        ips = BATCH * STEPS / statistics.median(times[1:])  # the first entry is the warm-up round
+        benchmark.extra_info[variant] = ips
+        record_throughput(name, variant, ips)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="GPU throughput is measured where CUDA is present")
@@ -124,4 +138,5 @@ def test_gpu_resnet56_bf16_channels_last(benchmark, cifar, tmp_path, record_thro
         trainer.train_epoch(0)
         torch.cuda.synchronize()
 
-    record_throughput("resnet56-cifar", "gpu bf16 channels_last", images_per_s(benchmark, epoch, 256 * len(loader)))
+    benchmark.pedantic(epoch, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    record_throughput("resnet56-cifar", "gpu bf16 channels_last", 256 * len(loader) / benchmark.stats.stats.median)

@@ -1,6 +1,5 @@
 # Configuration, replication manifests and the helper functions the rules use.
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -13,8 +12,12 @@ from nas_impl.replication import load_replication
 
 # The repository (replication manifests, default config); results go to the working directory.
 REPO = Path(workflow.basedir)
-# Rules call the `nasrepro` of the environment Snakemake runs in, activated or not.
-os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+# Every rule: the `nasrepro` of the environment Snakemake runs in (activated or not), and a glibc
+# allocator that keeps activation buffers mapped (otherwise CPU steps can take twice as long).
+shell.prefix(
+    f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH "
+    "MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736 MALLOC_TOP_PAD_=1073741824; "
+)
 
 
 configfile: REPO / "workflows/config.yaml"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,8 @@ def adapt_spec(spec: dict[str, Any], num_classes: int, in_channels: int) -> tupl
     return {**spec, "num_classes": num_classes, "in_channels": in_channels}, changed
 
 
-def imagenet_data(recipe: Recipe, seed: int, data_root: str | Path | None, split: str, workers: int = 8) -> ImageData:
+def imagenet_data(recipe: Recipe, seed: int, data_root: str | Path | None, split: str,
+                  workers: int = min(8, os.cpu_count() or 1)) -> ImageData:
     """ImageNet from its class folders through worker processes (too large to hold on the device)."""
     from nas_impl import data
 

@@ -196,3 +196,26 @@ def test_cuda_bf16_channels_last_step(tmp_path):
     row = trainer.train_epoch(0)
     assert math.isfinite(row["train_loss"])
     assert next(trainer.model.parameters()).is_cuda
+
+
+def test_imagenet_folders_train_through_the_same_trainer(tmp_path, monkeypatch):
+    from functools import partial
+
+    from PIL import Image
+
+    from nas_impl import data
+
+    for split, per_class in (("train", 4), ("val", 2)):
+        for c, wnid in enumerate(("n01440764", "n01443537")):
+            folder = tmp_path / "imagenet" / split / wnid
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                Image.new("RGB", (64, 48), (120 * c, 30 * i, 90)).save(folder / f"{i}.png")
+    monkeypatch.setattr(data, "load_imagenet", partial(data.load_imagenet, num_classes=2, train_images=8, val_images=4))
+    recipe = recipe_from_dict({"epochs": 1, "batch_size": 4, "eval_batch_size": 4, "lr": 0.01, "train_subset": 6})
+    loaders = image_data("imagenet", recipe, 0, torch.device("cpu"), data_root=tmp_path)
+    assert loaders.input_size == (3, 224, 224) and loaders.record["train_images"] == 6
+    model = build_model({"family": "mobilenet-v2", "width_mult": 0.25, "num_classes": 1000})
+    trainer = Trainer(model, recipe, loaders.train_loader, loaders.eval_loader, out_dir=tmp_path / "run", seed=0)
+    metrics = trainer.fit()
+    assert metrics["epochs"] == 1 and math.isfinite(metrics["test_loss"]) and trainer.history[0]["train_loss"] > 0

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
 from nas_impl.training.recipe import Recipe
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, no_decay_bn_bias: bool) -> list[dict]:
-    params = [p for p in model.parameters() if p.requires_grad]
+def parameter_groups(model: nn.Module | Iterable[nn.Parameter], weight_decay: float,
+                     no_decay_bn_bias: bool) -> list[dict]:
+    params = [p for p in (model.parameters() if isinstance(model, nn.Module) else model) if p.requires_grad]
     if not no_decay_bn_bias:
         return [{"params": params, "weight_decay": weight_decay}]
     # BN weights/biases and all biases are the parameters with fewer than two dimensions.
@@ -18,7 +21,8 @@ def parameter_groups(model: nn.Module, weight_decay: float, no_decay_bn_bias: bo
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def build_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module | Iterable[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
+    """The recipe's optimizer over a model's (or an explicit list of) trainable parameters."""
     groups = parameter_groups(model, recipe.weight_decay, recipe.no_decay_bn_bias)
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)

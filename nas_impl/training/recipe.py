@@ -24,7 +24,7 @@ OPTIMIZERS = ("sgd", "adam")
 class Distillation:
     """Knowledge distillation from a trained teacher: loss = (1-alpha)*CE + alpha*T^2*KL."""
 
-    teacher: str  # path to the teacher's checkpoint.pt
+    teacher: str | None = None  # the teacher's checkpoint.pt; the workflow passes it per run (--teacher)
     temperature: float = 4.0
     alpha: float = 0.9
 
@@ -79,7 +79,7 @@ class Recipe:
         return out
 
 
-def _unwrap_sources(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+def unwrap_sources(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     values, sources = {}, dict(raw.pop("sources", None) or {})
     for key, value in raw.items():
         if isinstance(value, dict) and set(value) == {"value", "source"}:
@@ -93,7 +93,7 @@ def recipe_from_dict(raw: dict[str, Any], origin: str = "recipe") -> Recipe:
     """Build a Recipe, naming `origin` (a file path) and the key in every error."""
     if not isinstance(raw, dict):
         raise SpecError(f"{origin}: a recipe must be a mapping of hyperparameters, got {type(raw).__name__}")
-    values, sources = _unwrap_sources(dict(raw))
+    values, sources = unwrap_sources(dict(raw))
     known = {f.name for f in dataclasses.fields(Recipe)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -102,8 +102,9 @@ def recipe_from_dict(raw: dict[str, Any], origin: str = "recipe") -> Recipe:
         raise SpecError(f"{origin}: recipe key 'epochs' is required")
     if values.get("distill") is not None:
         distill = values["distill"]
-        if not isinstance(distill, dict) or "teacher" not in distill:
-            raise SpecError(f"{origin}: recipe key 'distill' needs at least 'teacher: path/to/checkpoint.pt'")
+        if not isinstance(distill, dict) or set(distill) - {"teacher", "temperature", "alpha"}:
+            raise SpecError(f"{origin}: recipe key 'distill' must be a mapping of teacher (a checkpoint.pt; "
+                            f"or nasrepro train --teacher), temperature and alpha; got {distill!r}")
         values["distill"] = Distillation(**distill)
     for key in ("betas", "milestones"):
         if key in values:

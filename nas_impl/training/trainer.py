@@ -126,7 +126,10 @@ class Trainer:
     def _load_teacher(self) -> nn.Module | None:
         if self.recipe.distill is None:
             return None
+        if self.recipe.distill.teacher is None:
+            raise NasReproError("the recipe distills but names no teacher: set distill.teacher (a checkpoint.pt)")
         teacher = model_from_checkpoint(self.recipe.distill.teacher, self.device).eval()
+        teacher = teacher.to(memory_format=torch.channels_last)
         for p in teacher.parameters():
             p.requires_grad_(False)
         return teacher

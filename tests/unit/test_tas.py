@@ -105,6 +105,24 @@ def test_cwi_keeps_spatial_values_separate():
     torch.testing.assert_close(cwi(x, 2), torch.stack([x[:, :2].mean(1), x[:, 2:].mean(1)], 1))
 
 
+@pytest.mark.parametrize("c, target", [(c, t) for c in (1, 3, 4, 9, 16, 19, 25, 51, 64) for t in (16, 32, 64, 70)
+                                        if c <= t])
+def test_cwi_growing_equals_adaptive_average_pooling(c, target):
+    """The gather path computes exactly what TAS's adaptive_avg_pool3d computes."""
+    x = torch.randn(2, c, 3, 4, generator=torch.Generator().manual_seed(c)).contiguous(memory_format=torch.channels_last)
+    reference = torch.nn.functional.adaptive_avg_pool3d(x.unsqueeze(1), (target, 3, 4)).squeeze(1)
+    assert torch.equal(cwi(x, target), reference)
+
+
+def test_cwi_gradient_matches_adaptive_average_pooling():
+    x = torch.randn(2, 9, 3, 3, requires_grad=True)
+    g = torch.randn(2, 32, 3, 3)
+    (grad,) = torch.autograd.grad((cwi(x, 32) * g).sum(), x)
+    (reference,) = torch.autograd.grad(
+        (torch.nn.functional.adaptive_avg_pool3d(x.unsqueeze(1), (32, 3, 3)).squeeze(1) * g).sum(), x)
+    torch.testing.assert_close(grad, reference)
+
+
 # ---------------------------------------------------------------- sampling
 
 def test_two_distinct_widths_sampled_per_conv(monkeypatch):

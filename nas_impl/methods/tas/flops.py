@@ -94,7 +94,10 @@ def argmax_macs(net: TASResNet) -> int:
     spec = derive_spec(net)
     key = repr(sorted(spec.items())) + repr(net.image_size)
     if key not in _CACHE:
-        _CACHE[key] = count_macs(build_model(spec), (net.in_channels, *net.image_size))
+        # Building the model draws initial weights: keep the search's random stream untouched, so that
+        # a search does not depend on what this cache held.
+        with torch.random.fork_rng(devices=[]):
+            _CACHE[key] = count_macs(build_model(spec), (net.in_channels, *net.image_size))
         if len(_CACHE) > 256:
             _CACHE.popitem(last=False)
     _CACHE.move_to_end(key)

@@ -35,7 +35,8 @@ def search_step(net: TASResNet, w_opt: torch.optim.Optimizer, a_opt: torch.optim
     net.train()
     x, y = train_batch
     w_opt.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(net(x, tau, generator), y)
+    logits = net(x, tau, generator)
+    loss = F.cross_entropy(logits, y)
     loss.backward()
     w_opt.step()
 
@@ -43,8 +44,9 @@ def search_step(net: TASResNet, w_opt: torch.optim.Optimizer, a_opt: torch.optim
     a_opt.zero_grad(set_to_none=True)
     expected = expected_macs(net)
     current = argmax_macs(net)
-    total, ce, flop = arch_loss(net(xv, tau, generator), yv, expected, current, target_macs,
-                                tolerance, lambda_, paper_tolerance)
+    valid_logits = net(xv, tau, generator)
+    total, ce, flop = arch_loss(valid_logits, yv, expected, current, target_macs, tolerance, lambda_,
+                                paper_tolerance)
     total.backward()
     a_opt.step()
     w_opt.zero_grad(set_to_none=True)  # the arch half's weight gradients are not used
@@ -56,4 +58,10 @@ def search_step(net: TASResNet, w_opt: torch.optim.Optimizer, a_opt: torch.optim
         "expected_macs": expected.item(),
         "argmax_macs": float(current),
         "tau": tau,
+        "train_top1": _top1(logits, y),
+        "valid_top1": _top1(valid_logits, yv),
     }
+
+
+def _top1(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return 100.0 * (logits.detach().argmax(1) == labels).float().mean().item()

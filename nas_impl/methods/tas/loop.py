@@ -1,0 +1,229 @@
+"""A whole TAS search: epochs of alternating steps over a class-balanced 50/50 split.
+
+The first half of the training set trains the super-network's weights, the second half its
+architecture logits (tas.md §8). Every epoch is logged to `search_log.csv` and checkpointed,
+so an interrupted search resumes bit-exactly, like the Trainer's runs. The outputs are the
+argmax shape after the last epoch (`arch.yaml`, what TAS retrains), the shape of the epoch
+with the best valid accuracy among those inside the FLOP band (`arch_best.yaml`, when one is),
+and `search.json`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas_impl.errors import NasReproError
+from nas_impl.io import write_atomic, write_json_atomic, write_text_atomic
+from nas_impl.methods.tas.derive import derive_spec
+from nas_impl.methods.tas.flops import argmax_macs, expected_macs
+from nas_impl.methods.tas.recipe import SearchRecipe
+from nas_impl.methods.tas.search import search_step, tau_at
+from nas_impl.methods.tas.search_net import TASResNet
+from nas_impl.metrics import count_macs
+from nas_impl.models import build_model, normalize_spec, save_spec
+from nas_impl.training.optim import build_optimizer
+from nas_impl.training.provenance import run_provenance
+from nas_impl.training.schedule import lr_at
+from nas_impl.training.seeding import epoch_seed, make_deterministic, seed_everything
+
+LOG_COLUMNS = ["epoch", "lr", "tau", "train_loss", "train_top1", "valid_ce", "valid_top1", "flop_loss",
+               "expected_macs", "argmax_macs", "argmax_ratio", "in_band", "epoch_s"]
+CHECKPOINT_FORMAT = "nasrepro-tas-search-v1"
+
+
+@dataclass
+class SearchData:
+    train_loader: Any  # weights half
+    valid_loader: Any  # architecture half
+    num_classes: int
+    input_size: tuple[int, int, int]
+    record: dict[str, Any]
+
+
+def search_data(dataset: str, recipe: SearchRecipe, seed: int, device: torch.device,
+                data_root: str | Path | None) -> SearchData:
+    """Both halves of `dataset`'s training split as augmented, shuffled device loaders."""
+    from nas_impl import data
+
+    if dataset == "imagenet":
+        raise NasReproError("TAS search on ImageNet is not supported: the official code has no ImageNet search "
+                            "(tas.md §6 #4); retrain the released shapes (archs/ImageNet-ResNet*V1.yaml) instead")
+    ds = data.load_dataset(dataset, root=data_root)
+    weights = recipe.weights
+    x, y = ds.train_x, ds.train_y
+    record: dict[str, Any] = {"dataset": dataset}
+    if weights.train_subset:
+        idx = data.subset(y, weights.train_subset, seed=0)
+        x, y = x[idx], y[idx]
+        record["train_subset"] = data.SplitRecord.create(dataset, 0, {"train_subset": weights.train_subset}, idx).to_dict()
+    split_seed = recipe.tas.split_seed
+    first, second = data.split_halves(y, seed=split_seed)
+    record["search_split"] = data.SplitRecord.create(
+        dataset, split_seed, {"weights": len(first), "architecture": len(second)}, first, second).to_dict()
+    common = dict(mean=ds.mean, std=ds.std, device=device, channels_last=True, shuffle=True, drop_last=True,
+                  augment=data.Augmentation.from_dict(weights.augment))
+    train_loader = data.TensorLoader(x[first], y[first], weights.batch_size, seed=seed, **common)
+    valid_loader = data.TensorLoader(x[second], y[second], weights.batch_size, seed=seed + 1, **common)
+    return SearchData(train_loader, valid_loader, ds.num_classes, ds.input_size, record)
+
+
+def super_net(base_spec: dict[str, Any], recipe: SearchRecipe, num_classes: int,
+              input_size: tuple[int, int, int]) -> TASResNet:
+    """The super-network over a `resnet-cifar` base spec (its depth and block type)."""
+    if base_spec.get("family") != "resnet-cifar":
+        raise NasReproError(f"TAS searches CIFAR ResNets (family 'resnet-cifar'); the base spec is of family "
+                            f"'{base_spec.get('family')}'")
+    return TASResNet(base_spec["depth"], base_spec.get("block", "basic"), num_classes, input_size[0],
+                     block_relu=recipe.tas.block_relu, image_size=input_size[1:])
+
+
+class TASSearch:
+    def __init__(self, net: TASResNet, recipe: SearchRecipe, data: SearchData, *, out_dir: str | Path,
+                 seed: int, device: torch.device | str = "cpu", record: dict[str, Any] | None = None) -> None:
+        self.device = torch.device(device)
+        make_deterministic(self.device)
+        self.net = net.to(self.device, memory_format=torch.channels_last)
+        self.recipe, self.data, self.seed = recipe, data, seed
+        self.out_dir = Path(out_dir)
+        self.record = {**data.record, **(record or {})}
+        self.w_opt = build_optimizer(self.net.weight_parameters(), recipe.weights)
+        tas = recipe.tas
+        self.a_opt = torch.optim.Adam(self.net.arch_parameters(), lr=tas.arch_lr, betas=tas.arch_betas,
+                                      weight_decay=tas.arch_weight_decay)
+        unpruned = {**derive_spec(self.net), "channels": None, "blocks": None}
+        self.max_macs = count_macs(build_model(unpruned), data.input_size)
+        self.target_macs = tas.target_ratio * self.max_macs
+        self.tolerance_macs = tas.tolerance * self.max_macs
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+        self.elapsed_s = 0.0
+        self.start_epoch = 0
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "search_checkpoint.pt"
+
+    def in_band(self, macs: float) -> bool:
+        """Inside the FLOP loss's zero band, where TAS keeps its 'best' shape."""
+        upper = self.target_macs + (self.tolerance_macs if self.recipe.tas.paper_tolerance else 0.0)
+        return self.target_macs - self.tolerance_macs <= macs <= upper
+
+    # -- checkpoint -----------------------------------------------------------------------------
+    def _identity(self) -> dict[str, Any]:
+        return {"recipe": self.recipe.to_dict(), "seed": self.seed, "base": derive_spec(self.net) | {
+            "channels": None, "blocks": None}}
+
+    def _save(self, epoch: int) -> None:
+        state = {"format": CHECKPOINT_FORMAT, **self._identity(), "net": self.net.state_dict(),
+                 "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(), "epoch": epoch,
+                 "history": self.history, "best": self.best, "elapsed_s": self.elapsed_s}
+        write_atomic(self.checkpoint_path, lambda tmp: torch.save(state, tmp))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(self.history)
+        write_text_atomic(self.out_dir / "search_log.csv", buf.getvalue())
+
+    def _resume(self) -> None:
+        path = self.checkpoint_path
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+        except Exception as err:  # truncated or foreign file
+            raise NasReproError(f"cannot read {path} ({type(err).__name__}: {err}); delete it and rerun") from None
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise NasReproError(f"{path} is not a TAS search checkpoint ({CHECKPOINT_FORMAT}); delete it and rerun")
+        mismatched = [k for k, v in self._identity().items() if state.get(k) != v]
+        if mismatched:
+            raise NasReproError(f"cannot resume from {path}: its {', '.join(mismatched)} differ from this search's; "
+                                "delete the checkpoint or rerun without --resume")
+        self.net.load_state_dict(state["net"])
+        self.w_opt.load_state_dict(state["w_opt"])
+        self.a_opt.load_state_dict(state["a_opt"])
+        self.start_epoch, self.history = state["epoch"], state["history"]
+        self.best, self.elapsed_s = state["best"], state["elapsed_s"]
+
+    # -- search ---------------------------------------------------------------------------------
+    def search_epoch(self, epoch: int) -> dict[str, Any]:
+        torch.manual_seed(epoch_seed(self.seed, epoch))
+        for loader in (self.data.train_loader, self.data.valid_loader):
+            loader.set_epoch(epoch)
+        weights, tas = self.recipe.weights, self.recipe.tas
+        tau = tau_at(epoch, weights.epochs, tas.tau_max, tas.tau_min, tas.tau_schedule)
+        steps = min(len(self.data.train_loader), len(self.data.valid_loader))
+        if steps == 0:
+            raise NasReproError(f"search recipe batch_size {weights.batch_size} is larger than half the training "
+                                "set: lower 'batch_size' or raise 'train_subset'")
+        sums: dict[str, float] = {}
+        start = time.perf_counter()
+        for step, (train_batch, valid_batch) in enumerate(zip(self.data.train_loader, self.data.valid_loader)):
+            lr = lr_at(weights, epoch * steps + step, steps)
+            for group in self.w_opt.param_groups:
+                group["lr"] = lr
+            out = search_step(self.net, self.w_opt, self.a_opt, train_batch, valid_batch, tau, self.target_macs,
+                              self.tolerance_macs, tas.flop_weight, tas.paper_tolerance)
+            if not all(v == v and abs(v) != float("inf") for v in out.values()):
+                raise NasReproError(f"TAS search diverged at epoch {epoch + 1}, step {step + 1} (lr {lr:.4g}): {out}; "
+                                    "lower the search recipe's 'lr' or 'arch_lr'")
+            for key in ("loss", "train_top1", "arch_ce", "valid_top1", "flop_loss"):
+                sums[key] = sums.get(key, 0.0) + out[key]
+        argmax = derive_spec(self.net)
+        current = argmax_macs(self.net)
+        return {
+            "epoch": epoch + 1, "lr": lr, "tau": tau,
+            "train_loss": sums["loss"] / steps, "train_top1": sums["train_top1"] / steps,
+            "valid_ce": sums["arch_ce"] / steps, "valid_top1": sums["valid_top1"] / steps,
+            "flop_loss": sums["flop_loss"] / steps, "expected_macs": float(expected_macs(self.net).detach()),
+            "argmax_macs": current, "argmax_ratio": current / self.max_macs, "in_band": self.in_band(current),
+            "epoch_s": time.perf_counter() - start, "spec": argmax,
+        }
+
+    def fit(self, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        seed_everything(self.seed)
+        if resume and self.checkpoint_path.exists():
+            self._resume()
+        epochs = self.recipe.weights.epochs
+        last = epochs if stop_after is None else min(stop_after, epochs)
+        for epoch in range(self.start_epoch, last):
+            row = self.search_epoch(epoch)
+            self.elapsed_s += row["epoch_s"]
+            self.history.append(row)
+            if row["in_band"] and (self.best is None or row["valid_top1"] > self.best["valid_top1"]):
+                self.best = {k: row[k] for k in ("epoch", "valid_top1", "argmax_macs", "spec")}
+            self._save(epoch + 1)
+        if last < epochs:
+            return {"stopped_after_epoch": last}
+        return self._finish()
+
+    def _finish(self) -> dict[str, Any]:
+        final = self.history[-1]
+        save_spec(final["spec"], self.out_dir / "arch.yaml")
+        if self.best is not None:
+            save_spec(self.best["spec"], self.out_dir / "arch_best.yaml")
+        summary = {
+            "method": "tas",
+            "max_macs": self.max_macs,
+            "target_macs": self.target_macs,
+            "tolerance_macs": self.tolerance_macs,
+            "argmax_macs": final["argmax_macs"],
+            "macs_ratio": final["argmax_ratio"],
+            "macs_reduction": 100.0 * (1.0 - final["argmax_ratio"]),
+            "target_reduction": 100.0 * (1.0 - self.recipe.tas.target_ratio),
+            "in_band": final["in_band"],
+            "arch": normalize_spec(final["spec"]),
+            "best": None if self.best is None else {k: v for k, v in self.best.items()},
+            "epochs": len(self.history),
+            "wall_time_s": self.elapsed_s,
+            "recipe": self.recipe.to_dict(),
+            "record": self.record,
+            "run": run_provenance(self.device, self.seed),
+        }
+        write_json_atomic(self.out_dir / "search.json", summary)
+        return summary

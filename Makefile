@@ -16,7 +16,7 @@ export MALLOC_TOP_PAD_ := 1073741824
 # Real-data tests and validation runs read ../shared/data (CIFAR-10 copy, Penn Treebank).
 export NASREPRO_SHARED ?= $(abspath ../shared)
 
-.PHONY: run test bench lint validate regress venv data lock clean
+.PHONY: run test bench lint validate validate-tas regress venv data lock clean
 
 run: venv data
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default
@@ -34,11 +34,21 @@ lint: venv
 # ResNet-20 on the real CIFAR-10 copy in ../shared/data through the workflow, at reduced scale with
 # 15 epochs (about 20 minutes on 2 CPU cores). The copy is JPEG-decoded, so accuracy is reported,
 # not judged against the paper ("not comparable").
-VALIDATE_CONFIG := scale=reduced experiments='[resnet20-cifar10]' data_root=$(NASREPRO_SHARED)/data \
+VALIDATE_CONFIG := scale=reduced papers='[baselines]' experiments='[resnet20-cifar10]' data_root=$(NASREPRO_SHARED)/data \
   dataset_substitutes='{cifar10: cifar10-jpg}' recipe_overrides='{epochs: 15}' device=cpu
 validate: venv
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default --config $(VALIDATE_CONFIG)
 	@echo "Validation results: results/reduced/ (report.html, baselines/resnet20-cifar10/seed0/)"
+
+# TAS's chain on the same copy at reduced scale: teacher ResNet-20 (15 epochs), a 10-epoch search at
+# target ratio 0.55, the searched shape retrained with and without KD (15 epochs each); about
+# 1 h 45 min on 2 CPU cores.
+VALIDATE_TAS_CONFIG := scale=reduced papers='[tas]' \
+  experiments='[searched-C010-ResNet20-kd,searched-C010-ResNet20-nokd,C010-ResNet20]' \
+  data_root=$(NASREPRO_SHARED)/data dataset_substitutes='{cifar10: cifar10-jpg}' device=cpu
+validate-tas: venv
+	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default --config $(VALIDATE_TAS_CONFIG)
+	@echo "Validation results: results/reduced/tas/ (tables/table3-cifar10.csv, search/tas-C010-ResNet20/seed0/)"
 
 regress: venv
 	$(VENV)/bin/snakemake regress --cores $(CORES) --workflow-profile workflows/profiles/default

@@ -5,7 +5,7 @@
 include: "workflows/rules/common.smk"
 include: "workflows/rules/data.smk"
 include: "workflows/rules/train.smk"
-include: "workflows/rules/baselines.smk"
+include: "workflows/rules/tas.smk"
 include: "workflows/rules/report.smk"
 
 

@@ -25,7 +25,13 @@ import pandas as pd
 
 from nas_impl.errors import NasReproError
 from nas_impl.replication.manifest import Replication
-from nas_impl.replication.published import ACCURACY_METRICS, ARCHITECTURE_METRICS, UNITS, PublishedRow
+from nas_impl.replication.published import (
+    ACCURACY_METRICS,
+    ARCHITECTURE_METRICS,
+    RELATIVE_METRICS,
+    UNITS,
+    PublishedRow,
+)
 
 COLUMNS = ["paper", "table", "dataset", "model", "metric", "unit", "published", "reproduced_mean", "reproduced_std",
            "n", "delta", "tolerance", "verdict", "scale", "run_dataset", "experiment", "source", "note"]
@@ -45,6 +51,10 @@ READERS = {
     "peak_activation_mb": ("arch_metrics.json", lambda r: r["peak_activation_bytes"]),
     "memory_mb": ("arch_metrics.json", lambda r: r["total_memory_bytes"]),
     "latency_ms": ("arch_metrics.json", lambda r: r["latency"]["median_ms"]),
+    # relative to the baseline experiment's result of the same seed (`base`)
+    "acc_drop": ("eval.json", lambda r, base: base["top1"] - r["top1"]),
+    "top5_drop": ("eval.json", lambda r, base: base["top5"] - r["top5"]),
+    "macs_reduction": ("arch_metrics.json", lambda r, base: 100.0 * (1.0 - r["macs"] / base["macs"])),
 }
 
 
@@ -55,19 +65,25 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise NasReproError(f"{path} is not valid JSON ({err}); delete it and rerun the rule that writes it") from None
 
 
-def seed_values(row: PublishedRow, run_dir: Path, seeds: list[int]) -> tuple[list[float], str | None]:
-    """The row's metric per seed (in the row's unit) and the dataset the runs used."""
-    if row.metric not in READERS:
+def seed_values(row: PublishedRow, run_dir: Path, seeds: list[int],
+                baseline_dir: Path | None = None) -> tuple[list[float], str | None]:
+    """The row's metric per seed (in the row's unit) and the dataset the runs used.
+
+    Relative metrics (acc_drop, macs_reduction) also read `baseline_dir`'s result of the same seed.
+    """
+    if row.metric not in READERS or (row.metric in RELATIVE_METRICS and baseline_dir is None):
         return [], None
     filename, read = READERS[row.metric]
     values, dataset = [], None
     for seed in seeds:
         path = run_dir / f"seed{seed}" / filename
-        if not path.is_file():
+        base_path = baseline_dir / f"seed{seed}" / filename if baseline_dir is not None else None
+        if not path.is_file() or (row.metric in RELATIVE_METRICS and not base_path.is_file()):
             continue
         result = _read_json(path)
         try:
-            values.append(read(result) / UNITS[row.unit])
+            value = read(result, _read_json(base_path)) if row.metric in RELATIVE_METRICS else read(result)
+            values.append(value / UNITS[row.unit])
         except KeyError:
             continue  # e.g. no latency measured for this run
         dataset = result.get("dataset", dataset)
@@ -75,7 +91,8 @@ def seed_values(row: PublishedRow, run_dir: Path, seeds: list[int]) -> tuple[lis
 
 
 def judge(row: PublishedRow, values: list[float], run_dataset: str | None, scale: str,
-          rep: Replication) -> dict[str, Any]:
+          rep: Replication, searched: bool = False) -> dict[str, Any]:
+    """A searched architecture is judged only at `rep.search_scales`, within the search tolerance."""
     out: dict[str, Any] = {"reproduced_mean": math.nan, "reproduced_std": math.nan, "n": 0, "delta": math.nan,
                            "tolerance": math.nan, "verdict": NOT_RUN}
     if not values:
@@ -84,7 +101,11 @@ def judge(row: PublishedRow, values: list[float], run_dataset: str | None, scale
     out.update(reproduced_mean=mean, n=len(values), delta=mean - row.value,
                reproduced_std=statistics.stdev(values) if len(values) > 1 else math.nan)
     if row.metric in ARCHITECTURE_METRICS:
-        out["tolerance"] = max(rep.architecture_tolerance * abs(row.value), row.rounding)
+        relative = rep.search_tolerance if searched else rep.architecture_tolerance
+        out["tolerance"] = max(relative * abs(row.value), row.rounding)
+        if searched and scale not in rep.search_scales:
+            out["verdict"] = NOT_COMPARABLE
+            return out
     elif row.metric in ACCURACY_METRICS:
         out["tolerance"] = max(rep.accuracy_tolerance, row.rounding)
         if scale not in rep.accuracy_scales or run_dataset != row.dataset:
@@ -97,30 +118,48 @@ def judge(row: PublishedRow, values: list[float], run_dataset: str | None, scale
     return out
 
 
-def _note(row: PublishedRow, verdict: str, run_dataset: str | None, scale: str) -> str:
+def _note(row: PublishedRow, verdict: str, run_dataset: str | None, scale: str, searched: bool) -> str:
     notes = [row.note] if row.note else []
     if verdict == NOT_COMPARABLE and row.metric in ACCURACY_METRICS:
         notes.append(f"{scale} scale: trained on {run_dataset}, the paper on {row.dataset}")
+    elif verdict == NOT_COMPARABLE and searched:
+        notes.append(f"{scale} scale: the search is too short to be held to the paper's shape")
     return "; ".join(notes)
 
 
 def compare_replication(rep: Replication, results_dir: str | Path, scale: str) -> dict[str, pd.DataFrame]:
-    """Comparison tables keyed by table name, for results under `results_dir` (= results/<scale>/<paper>)."""
+    """Comparison tables keyed by table name, for results under `results_dir` (= results/<scale>/<paper>).
+
+    A published row claimed by several experiments (a released and a searched shape, with and
+    without KD) gets one line per claim, its model suffixed with the claim's label.
+    """
     results_dir = Path(results_dir)
-    claimants = {(c.table, c.model): name for name, exp in rep.experiments.items() for c in exp.claims}
+    claimants: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for name, exp in rep.experiments.items():
+        for claim in exp.claims:
+            claimants.setdefault((claim.table, claim.model), []).append((name, claim.label))
     rows = []
     for row in rep.published:
-        experiment = claimants.get((row.table, row.model))
-        values, run_dataset = [], None
-        if experiment is not None and scale in rep.experiments[experiment].scales:
-            values, run_dataset = seed_values(row, results_dir / experiment, rep.seeds[scale])
-            run_dataset = run_dataset or rep.run_dataset(experiment, scale)
-        judged = judge(row, values, run_dataset, scale, rep)
-        rows.append({
-            "paper": rep.paper, "table": row.table, "dataset": row.dataset, "model": row.model,
-            "metric": row.metric, "unit": row.unit, "published": row.value, **judged, "scale": scale,
-            "run_dataset": run_dataset or "", "experiment": experiment or "", "source": row.source,
-            "note": _note(row, judged["verdict"], run_dataset, scale),
-        })
+        for experiment, label in claimants.get((row.table, row.model), [(None, "")]):
+            rows.append(_compare_row(rep, row, experiment, label, results_dir, scale))
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return {name: frame[frame["table"] == name].reset_index(drop=True) for name in rep.tables}
+
+
+def _compare_row(rep: Replication, row: PublishedRow, experiment: str | None, label: str, results_dir: Path,
+                 scale: str) -> dict[str, Any]:
+    values, run_dataset, searched = [], None, False
+    if experiment is not None and scale in rep.experiments[experiment].scales:
+        exp = rep.experiments[experiment]
+        searched = exp.search is not None
+        baseline_dir = results_dir / exp.baseline if exp.baseline else None
+        values, run_dataset = seed_values(row, results_dir / experiment, rep.seeds[scale], baseline_dir)
+        run_dataset = run_dataset or rep.run_dataset(experiment, scale)
+    judged = judge(row, values, run_dataset, scale, rep, searched)
+    return {
+        "paper": rep.paper, "table": row.table, "dataset": row.dataset,
+        "model": f"{row.model} [{label}]" if label else row.model,
+        "metric": row.metric, "unit": row.unit, "published": row.value, **judged, "scale": scale,
+        "run_dataset": run_dataset or "", "experiment": experiment or "", "source": row.source,
+        "note": _note(row, judged["verdict"], run_dataset, scale, searched),
+    }

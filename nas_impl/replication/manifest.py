@@ -28,16 +28,35 @@ SCHEMA_PATH = Path(__file__).with_name("replication.schema.yaml")
 class Claim:
     table: str
     model: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Search:
+    name: str
+    method: str
+    arch: str  # the unpruned network searched over
+    dataset: str
+    recipe: str
+    settings: dict[str, Any]
+    scales: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Experiment:
     name: str
-    arch: str
+    arch: str | None  # archs/<arch>.yaml, or None for a searched shape
     dataset: str
     recipe: str
     scales: tuple[str, ...]
     claims: tuple[Claim, ...]
+    search: str | None = None
+    teacher: str | None = None
+    baseline: str | None = None
+    train_scales: tuple[str, ...] | None = None
+
+    def trained_at(self, scale: str) -> bool:
+        return scale in (self.train_scales if self.train_scales is not None else self.scales)
 
 
 @dataclass
@@ -48,14 +67,33 @@ class Replication:
     accuracy_scales: tuple[str, ...]
     accuracy_tolerance: float
     architecture_tolerance: float
+    search_tolerance: float
     seeds: dict[str, list[int]]
     datasets: dict[str, dict[str, str]]
     recipes: dict[str, dict[str, dict[str, Any]]]
     experiments: dict[str, Experiment]
     published: list[PublishedRow] = field(repr=False)
+    search_scales: tuple[str, ...] = ("reduced", "paper")
+    search_recipes: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    searches: dict[str, Search] = field(default_factory=dict)
 
     def arch_path(self, experiment: str) -> Path:
-        return self.root / "archs" / f"{self.experiments[experiment].arch}.yaml"
+        """The reference spec of an experiment; for a searched one, the network searched over."""
+        exp = self.experiments[experiment]
+        arch = exp.arch if exp.search is None else self.searches[exp.search].arch
+        return self.root / "archs" / f"{arch}.yaml"
+
+    def search_arch_path(self, search: str) -> Path:
+        return self.root / "archs" / f"{self.searches[search].arch}.yaml"
+
+    def search_recipe(self, search: str, scale: str, overrides: dict[str, Any] | None = None):
+        """The search recipe of one scale with the search's own values (`set`) and `overrides` applied."""
+        from nas_impl.methods.tas.recipe import search_recipe_from_dict
+
+        entry = self.searches[search]
+        raw = {**self.search_recipes[entry.recipe][scale], **entry.settings, **(overrides or {})}
+        return search_recipe_from_dict(raw, origin=f"{self.root / 'replication.yaml'}: searches.{search} "
+                                                   f"(search_recipes.{entry.recipe}.{scale})")
 
     def run_dataset(self, experiment: str, scale: str) -> str:
         return self.datasets[self.experiments[experiment].dataset][scale]
@@ -66,6 +104,9 @@ class Replication:
 
     def experiments_at(self, scale: str) -> list[str]:
         return [name for name, exp in self.experiments.items() if scale in exp.scales]
+
+    def searches_at(self, scale: str) -> list[str]:
+        return [name for name, entry in self.searches.items() if scale in entry.scales]
 
     @property
     def tables(self) -> list[str]:
@@ -122,15 +163,24 @@ def load_replication(root: str | Path) -> Replication:
         accuracy_scales=tuple(raw["accuracy_scales"]),
         accuracy_tolerance=raw["tolerances"]["accuracy"],
         architecture_tolerance=raw["tolerances"]["architecture"],
+        search_tolerance=raw["tolerances"]["search"],
         seeds={scale: raw["seeds"].get(scale, DEFAULT_SEEDS[scale]) for scale in SCALES},
         datasets=raw["datasets"],
         recipes=raw["recipes"],
         experiments={
-            name: Experiment(name, e["arch"], e["dataset"], e["recipe"], tuple(e["scales"]),
-                             tuple(Claim(c["table"], c["model"]) for c in e["claims"]))
+            name: Experiment(name, e.get("arch"), e["dataset"], e["recipe"], tuple(e["scales"]),
+                             tuple(Claim(c["table"], c["model"], c.get("label", "")) for c in e["claims"]),
+                             search=e.get("search"), teacher=e.get("teacher"), baseline=e.get("baseline"),
+                             train_scales=tuple(e["train_scales"]) if "train_scales" in e else None)
             for name, e in raw["experiments"].items()
         },
         published=published,
+        search_scales=tuple(raw["search_scales"]),
+        search_recipes=raw.get("search_recipes", {}),
+        searches={
+            name: Search(name, e["method"], e["arch"], e["dataset"], e["recipe"], e["set"], tuple(e["scales"]))
+            for name, e in raw.get("searches", {}).items()
+        },
     )
     _check_references(replication, path)
     return replication
@@ -138,8 +188,37 @@ def load_replication(root: str | Path) -> Replication:
 
 def _check_references(rep: Replication, path: Path) -> None:
     claimable = {(row.table, row.model) for row in rep.published}
+    for name, entry in rep.searches.items():
+        key = f"{path}: searches.{name}"
+        if not rep.search_arch_path(name).is_file():
+            raise SpecError(f"{key}.arch: {rep.search_arch_path(name)} does not exist; add the spec under archs/")
+        if entry.dataset not in rep.datasets:
+            raise SpecError(f"{key}.dataset: '{entry.dataset}' is not a key of 'datasets' ({', '.join(rep.datasets)})")
+        if entry.recipe not in rep.search_recipes:
+            raise SpecError(f"{key}.recipe: '{entry.recipe}' is not a key of 'search_recipes' "
+                            f"({', '.join(rep.search_recipes) or 'none defined'})")
+        for scale in SCALES:
+            rep.search_recipe(name, scale)  # raises SpecError naming the search and recipe
     for name, exp in rep.experiments.items():
         key = f"{path}: experiments.{name}"
+        if exp.search is not None:
+            if exp.search not in rep.searches:
+                raise SpecError(f"{key}.search: '{exp.search}' is not a key of 'searches' ({', '.join(rep.searches)})")
+            missing = sorted(set(exp.scales) - set(rep.searches[exp.search].scales))
+            if missing:
+                raise SpecError(f"{key}.scales: search '{exp.search}' does not run at {missing}")
+        for role in ("teacher", "baseline"):
+            other = getattr(exp, role)
+            if other is None:
+                continue
+            if other not in rep.experiments or other == name:
+                raise SpecError(f"{key}.{role}: '{other}' is not another experiment of this replication")
+            target = rep.experiments[other]
+            needed = [s for s in exp.scales
+                      if s not in target.scales or (exp.trained_at(s) and not target.trained_at(s))]
+            if needed:
+                raise SpecError(f"{key}.{role}: experiment '{other}' does not run (or is not trained) at {needed}, "
+                                f"where '{name}' needs it")
         if not rep.arch_path(name).is_file():
             raise SpecError(f"{key}.arch: {rep.arch_path(name)} does not exist; add the spec under archs/")
         if exp.dataset not in rep.datasets:

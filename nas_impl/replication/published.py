@@ -15,12 +15,16 @@ from nas_impl.errors import SpecError
 
 COLUMNS = ("table", "dataset", "model", "metric", "value", "unit", "source", "note")
 UNITS = {"%": 1.0, "count": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "MB": 1e6, "ms": 1.0}
-ACCURACY_METRICS = {"top1", "top1_err", "top5", "top5_err"}
-ARCHITECTURE_METRICS = {"macs", "params", "params_no_norm", "peak_activation_mb", "memory_mb"}
+ACCURACY_METRICS = {"top1", "top1_err", "top5", "top5_err", "acc_drop", "top5_drop"}
+ARCHITECTURE_METRICS = {"macs", "params", "params_no_norm", "peak_activation_mb", "memory_mb", "macs_reduction"}
+# Metrics relative to the experiment's unpruned `baseline` experiment (same seed):
+# acc_drop / top5_drop = baseline top-1 / top-5 minus this top-1 / top-5 (points);
+# macs_reduction = 100 * (1 - MACs / baseline MACs).
+RELATIVE_METRICS = {"acc_drop", "top5_drop", "macs_reduction"}
 METRICS = ACCURACY_METRICS | ARCHITECTURE_METRICS | {"latency_ms", "ppl"}
 UNITS_OF = {**{m: {"%"} for m in ACCURACY_METRICS}, "macs": {"K", "M", "G", "count"}, "params": {"K", "M", "count"},
             "params_no_norm": {"K", "M", "count"}, "peak_activation_mb": {"MB"}, "memory_mb": {"MB"},
-            "latency_ms": {"ms"}, "ppl": {"count"}}
+            "latency_ms": {"ms"}, "ppl": {"count"}, "macs_reduction": {"%"}}
 
 
 @dataclass(frozen=True)

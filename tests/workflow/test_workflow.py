@@ -19,8 +19,8 @@ from nas_impl.replication import load_replication
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-BASELINE_CHAIN = ["prepare_data", "recipe", "baselines_arch", "train", "evaluate", "arch_metrics", "compare", "plot",
-                  "report"]
+CHAIN = ["prepare_data", "recipe", "arch", "train", "evaluate", "arch_metrics", "compare", "plot", "report"]
+PAPERS = ["baselines", "tas"]
 
 
 def snakemake(*args: str, cwd: Path = REPO, check: bool = True) -> subprocess.CompletedProcess:
@@ -42,29 +42,52 @@ def test_lint_is_clean():
     assert "Congratulations, your workflow is in a good condition" in result.stdout + result.stderr, result.stdout
 
 
+def expected_jobs(scale: str) -> dict[str, int]:
+    """Job counts of one scale, from the manifests: every experiment's architecture is measured,
+    only the experiments trained at the scale are trained, and each searched shape is searched once."""
+    counts = dict.fromkeys(["arch", "train", "recipe", "tas_search", "search_recipe", "compare"], 0)
+    for paper in PAPERS:
+        rep = load_replication(REPO / "replications" / paper)
+        n_seeds = len(rep.seeds[scale])
+        names = rep.experiments_at(scale)
+        trained = [rep.experiments[e] for e in names if rep.experiments[e].trained_at(scale)]
+        searches = {rep.experiments[e].search for e in names} - {None}
+        counts["arch"] += len(names) * n_seeds
+        counts["train"] += len(trained) * n_seeds
+        counts["recipe"] += len({e.recipe for e in trained})
+        counts["tas_search"] += len(searches) * n_seeds
+        counts["search_recipe"] += len(searches)
+        counts["compare"] += len(rep.tables)
+    return counts
+
+
 @pytest.mark.parametrize("profile", ["default", "slurm"])
 @pytest.mark.parametrize("scale", ["smoke", "reduced", "paper"])
 def test_dry_run_contains_every_rule_of_the_chain(tmp_path, scale, profile):
     result = snakemake("-n", "--profile", str(REPO / "workflows/profiles" / profile), "--directory", str(tmp_path),
                        "--config", f"scale={scale}")
     counts = job_counts(result.stdout)
-    rep = load_replication(REPO / "replications/baselines")
-    runs = len(rep.experiments_at(scale)) * len(rep.seeds[scale])
-    for rule in ("baselines_arch", "train", "evaluate", "arch_metrics"):
-        assert counts[rule] == runs, (rule, counts)
-    assert counts["compare"] == counts["plot"] == len(rep.tables)
-    assert counts["report"] == 1 and counts["recipe"] == len({e.recipe for e in rep.experiments.values()
-                                                              if scale in e.scales})
-    assert set(BASELINE_CHAIN) <= set(counts)
+    expected = expected_jobs(scale)
+    assert counts["arch"] == counts["arch_metrics"] == expected["arch"]
+    assert counts["train"] == counts["evaluate"] == expected["train"]
+    assert counts["compare"] == counts["plot"] == expected["compare"]
+    for rule in ("recipe", "tas_search", "search_recipe"):
+        assert counts.get(rule, 0) == expected[rule], (rule, counts)
+    assert counts["report"] == 1
+    assert set(CHAIN) <= set(counts) and counts["tas_search"] >= 1
 
 
 def test_paper_scale_runs_three_seeds_of_every_table(tmp_path):
     result = snakemake("-n", "--config", "scale=paper", "--directory", str(tmp_path))
     counts = job_counts(result.stdout)
-    assert counts["train"] == 14 * 3 and counts["prepare_data"] == 3  # cifar10, cifar100, imagenet
+    # baselines: 14 networks; TAS: per depth (5) and CIFAR dataset (2) the teacher, the released
+    # shape, the searched shape with and without KD, and the two ImageNet teachers and shapes.
+    assert counts["train"] == (14 + 5 * 2 * 4 + 2 * 2) * 3
+    assert counts["tas_search"] == 5 * 2 * 3
+    assert counts["prepare_data"] == 3  # cifar10, cifar100, imagenet
 
 
-TINY = ["scale=smoke", "experiments=[resnet20-cifar10]",
+TINY = ["scale=smoke", "papers=[baselines]", "experiments=[resnet20-cifar10]",
         "recipe_overrides={epochs: 1, train_subset: 256, test_subset: 200, batch_size: 64}"]
 
 
@@ -113,3 +136,38 @@ def test_regress_rule_against_a_reference(smoke_run):
     assert result.returncode != 0
     assert "ResNet-20 macs: 30 -> 40.8132" in result.stdout + result.stderr
     assert not (smoke_run / "results/smoke/regress.json").exists()
+
+
+TAS_TINY = ["scale=smoke", "papers=[tas]",
+            "experiments=[searched-C010-ResNet20-kd,searched-C010-ResNet20-nokd,C010-ResNet20,C100-ResNet56]",
+            "recipe_overrides={epochs: 1, train_subset: 256, test_subset: 200, batch_size: 64}"]
+
+
+def test_tas_chain_end_to_end(tmp_path):
+    """Teacher -> search -> KD and plain retraining -> compare, at smoke scale on Fashion-MNIST."""
+    snakemake("--cores", "2", "--directory", str(tmp_path), "--config", *TAS_TINY)
+    tas = tmp_path / "results/smoke/tas"
+    search = json.loads((tas / "search/tas-C010-ResNet20/seed0/search.json").read_text())
+    assert search["epochs"] == 1 and search["record"]["search_split"]["sizes"] == {"weights": 128, "architecture": 128}
+    kd = json.loads((tas / "searched-C010-ResNet20-kd/seed0/metrics.json").read_text())
+    assert kd["recipe"]["distill"] == {"teacher": "results/smoke/tas/ResNet20-C10/seed0/checkpoint.pt",
+                                       "temperature": 4.0, "alpha": 0.9}
+    plain = json.loads((tas / "searched-C010-ResNet20-nokd/seed0/metrics.json").read_text())
+    assert plain["recipe"]["distill"] is None and plain["spec"]["channels"] == kd["spec"]["channels"]
+    assert not (tas / "C010-ResNet20/seed0/checkpoint.pt").exists()  # released shapes train at paper scale only
+
+    table = pd.read_csv(tas / "tables/table3-cifar10.csv")
+    rows = table[table.model.str.startswith("ResNet-20 TAS [")].set_index(["model", "metric"])
+    released = rows.loc["ResNet-20 TAS [released shape, KD]"]
+    assert released.loc["macs", "verdict"] == released.loc["macs_reduction", "verdict"] == "reproduced"
+    teacher_macs = json.loads((tas / "ResNet20-C10/seed0/arch_metrics.json").read_text())["macs"]
+    shape_macs = json.loads((tas / "C010-ResNet20/seed0/arch_metrics.json").read_text())["macs"]
+    assert released.loc["macs_reduction", "reproduced_mean"] == pytest.approx(100 * (1 - shape_macs / teacher_macs))
+    for label in ("searched, KD", "searched, no KD"):
+        searched = rows.loc[f"ResNet-20 TAS [{label}]"]
+        assert set(searched.verdict) == {"not comparable at this scale"}
+        assert searched.loc["acc_drop", "n"] == 1
+    c100 = pd.read_csv(tas / "tables/table3-cifar100.csv").set_index(["model", "metric"])
+    assert c100.loc[("ResNet-56 TAS [released shape, KD]", "macs_reduction"), "verdict"] == "reproduced"
+    assert c100.loc[("ResNet-56 TAS [released shape, KD]", "top1"), "verdict"] == "not run"
+    assert (tmp_path / "results/smoke/report.html").is_file()

@@ -25,7 +25,7 @@ configfile: REPO / "workflows/config.yaml"
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-IMPLEMENTED = ["baselines"]
+IMPLEMENTED = ["baselines", "tas"]
 SCALE = config["scale"]
 PAPERS = config["papers"] or IMPLEMENTED
 unknown = sorted(set(PAPERS) - set(IMPLEMENTED))
@@ -53,13 +53,22 @@ wildcard_constraints:
     table="[A-Za-z0-9_.-]+",
     dataset="[A-Za-z0-9_.:-]+",
     recipe="[A-Za-z0-9_.-]+",
+    search="[A-Za-z0-9_.-]+",
 
 
 def experiments(paper):
-    chosen = REPLICATIONS[paper].experiments_at(SCALE)
+    """The experiments run at this scale (config `experiments` narrows them), with the teachers and
+    baselines they need."""
+    rep = REPLICATIONS[paper]
+    chosen = rep.experiments_at(SCALE)
     if config["experiments"]:
         chosen = [e for e in chosen if e in config["experiments"]]
-    return chosen
+    needed = {other for e in chosen for other in (rep.experiments[e].teacher, rep.experiments[e].baseline) if other}
+    return [e for e in rep.experiments if e in set(chosen) | needed]
+
+
+def trained(paper, experiment):
+    return REPLICATIONS[paper].experiments[experiment].trained_at(SCALE)
 
 
 def seeds(paper):
@@ -70,10 +79,18 @@ def replication_dir(wildcards):
     return str(REPLICATIONS[wildcards.paper].root)
 
 
+def substitute(dataset):
+    return config["dataset_substitutes"].get(dataset, dataset)
+
+
 def run_dataset(wildcards):
     """The dataset an experiment trains on at this scale (after substitutes)."""
-    dataset = REPLICATIONS[wildcards.paper].run_dataset(wildcards.experiment, SCALE)
-    return config["dataset_substitutes"].get(dataset, dataset)
+    return substitute(REPLICATIONS[wildcards.paper].run_dataset(wildcards.experiment, SCALE))
+
+
+def search_dataset(wildcards):
+    rep = REPLICATIONS[wildcards.paper]
+    return substitute(rep.datasets[rep.searches[wildcards.search].dataset][SCALE])
 
 
 def run_dir(wildcards):
@@ -82,6 +99,23 @@ def run_dir(wildcards):
 
 def data_stamp(wildcards):
     return f"{RESULTS}/data/{run_dataset(wildcards)}.json"
+
+
+def search_data_stamp(wildcards):
+    return f"{RESULTS}/data/{search_dataset(wildcards)}.json"
+
+
+def search_dir(wildcards):
+    return f"{RESULTS}/{wildcards.paper}/search/{wildcards.search}/seed{wildcards.seed}"
+
+
+def search_base_arch(wildcards):
+    """The unpruned network a search runs over (archs/<arch>.yaml)."""
+    return str(REPLICATIONS[wildcards.paper].search_arch_path(wildcards.search))
+
+
+def search_method(wildcards):
+    return REPLICATIONS[wildcards.paper].searches[wildcards.search].method
 
 
 def experiment_recipe(wildcards):
@@ -96,9 +130,30 @@ def recipe_overrides(wildcards):
     return " ".join(f"--set {shlex.quote(f'{k}={text(v)}')}" for k, v in config["recipe_overrides"].items())
 
 
-def reference_arch(wildcards):
-    """The replication's reference spec of an experiment (archs/<arch>.yaml)."""
-    return str(REPLICATIONS[wildcards.paper].arch_path(wildcards.experiment))
+def experiment_arch_source(wildcards):
+    """archs/<arch>.yaml, or for a searched experiment the shape its search derived (same seed)."""
+    rep = REPLICATIONS[wildcards.paper]
+    search = rep.experiments[wildcards.experiment].search
+    if search is None:
+        return str(rep.arch_path(wildcards.experiment))
+    return f"{RESULTS}/{wildcards.paper}/search/{search}/seed{wildcards.seed}/arch.yaml"
+
+
+def searched_flag(wildcards, input):
+    searched = REPLICATIONS[wildcards.paper].experiments[wildcards.experiment].search is not None
+    return f"--searched {input.spec}" if searched else ""
+
+
+def teacher_checkpoint(wildcards):
+    """The KD teacher's checkpoint (the teacher experiment, same seed), if the experiment has one."""
+    teacher = REPLICATIONS[wildcards.paper].experiments[wildcards.experiment].teacher
+    if teacher is None:
+        return []
+    return f"{RESULTS}/{wildcards.paper}/{teacher}/seed{wildcards.seed}/checkpoint.pt"
+
+
+def teacher_flag(wildcards, input):
+    return f"--teacher {input.teacher}" if input.teacher else ""
 
 
 def paper_dataset(wildcards):
@@ -106,7 +161,9 @@ def paper_dataset(wildcards):
 
 
 def run_files(paper, name):
-    return [f"{RESULTS}/{paper}/{e}/seed{s}/{name}" for e in experiments(paper) for s in seeds(paper)]
+    """`name` of every run; eval.json only of the experiments trained at this scale."""
+    chosen = [e for e in experiments(paper) if name != "eval.json" or trained(paper, e)]
+    return [f"{RESULTS}/{paper}/{e}/seed{s}/{name}" for e in chosen for s in seeds(paper)]
 
 
 def compare_inputs(wildcards):

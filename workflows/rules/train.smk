@@ -1,5 +1,6 @@
-# The shared chain of every replication: recipe -> train -> evaluate, and architecture metrics.
-# Each replication's own rules produce `<experiment>/seed<k>/arch.yaml` (searched or reference).
+# The shared chain of every replication: recipe -> arch -> train -> evaluate, and architecture
+# metrics. An experiment's arch.yaml is its reference spec (archs/) or the shape its search derived
+# (each method's rules, e.g. tas.smk, write search/<search>/seed<k>/arch.yaml).
 
 
 rule recipe:
@@ -21,11 +22,51 @@ rule recipe:
         f"--scale {SCALE} {{params.overrides}} --out {{output}} > {{log}} 2>&1"
 
 
+rule search_recipe:
+    input:
+        f"{REPO}/replications/{{paper}}/replication.yaml",
+    output:
+        f"{RESULTS}/{{paper}}/search/{{search}}/recipe.yaml",
+    log:
+        f"{RESULTS}/logs/{{paper}}/search_recipe/{{search}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{paper}}/search_recipe/{{search}}.tsv"
+    params:
+        replication=replication_dir,
+        overrides=recipe_overrides,
+    conda:
+        CONDA_ENV
+    shell:
+        "nasrepro recipe --replication {params.replication} --search {wildcards.search} "
+        f"--scale {SCALE} {{params.overrides}} --out {{output}} > {{log}} 2>&1"
+
+
+rule arch:
+    input:
+        manifest=f"{REPO}/replications/{{paper}}/replication.yaml",
+        spec=experiment_arch_source,
+    output:
+        f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/arch.yaml",
+    log:
+        f"{RESULTS}/logs/{{paper}}/arch/{{experiment}}-seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{paper}}/arch/{{experiment}}-seed{{seed}}.tsv"
+    params:
+        replication=replication_dir,
+        searched=searched_flag,
+    conda:
+        CONDA_ENV
+    shell:
+        "nasrepro arch --replication {params.replication} --experiment {wildcards.experiment} "
+        "{params.searched} --out {output} > {log} 2>&1"
+
+
 rule train:
     input:
         arch=f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/arch.yaml",
         recipe=experiment_recipe,
         data=data_stamp,
+        teacher=teacher_checkpoint,
     output:
         checkpoint=f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/checkpoint.pt",
         log_csv=f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/train_log.csv",
@@ -37,6 +78,7 @@ rule train:
     params:
         dataset=run_dataset,
         out=run_dir,
+        teacher=teacher_flag,
         data_root=config["data_root"],
         device=config["device"],
     threads: train_threads
@@ -49,7 +91,7 @@ rule train:
     shell:
         "OMP_NUM_THREADS={threads} nasrepro train --arch {input.arch} --recipe {input.recipe} "
         "--dataset {params.dataset} --data-root {params.data_root} --out {params.out} "
-        "--seed {wildcards.seed} --device {params.device} --resume > {log} 2>&1"
+        "--seed {wildcards.seed} --device {params.device} {params.teacher} --resume > {log} 2>&1"
 
 
 rule evaluate:

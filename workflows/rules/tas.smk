@@ -1,0 +1,37 @@
+# TAS: search the width and depth of an unpruned CIFAR ResNet under a MACs target. The searched
+# shape (search/<search>/seed<k>/arch.yaml) is retrained by the shared chain (train.smk), with KD
+# from the experiment's teacher and without; see replications/tas/README.md.
+
+
+rule tas_search:
+    input:
+        base=search_base_arch,
+        recipe=f"{RESULTS}/{{paper}}/search/{{search}}/recipe.yaml",
+        data=search_data_stamp,
+    output:
+        arch=f"{RESULTS}/{{paper}}/search/{{search}}/seed{{seed}}/arch.yaml",
+        log_csv=f"{RESULTS}/{{paper}}/search/{{search}}/seed{{seed}}/search_log.csv",
+        summary=f"{RESULTS}/{{paper}}/search/{{search}}/seed{{seed}}/search.json",
+    wildcard_constraints:
+        paper="tas",
+    log:
+        f"{RESULTS}/logs/{{paper}}/search/{{search}}-seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{paper}}/search/{{search}}-seed{{seed}}.tsv"
+    params:
+        method=search_method,
+        dataset=search_dataset,
+        out=search_dir,
+        data_root=config["data_root"],
+        device=config["device"],
+    threads: train_threads
+    resources:
+        gpu=train_resource("gpu"),
+        mem_mb=train_resource("mem_mb"),
+        runtime=train_resource("runtime"),
+    conda:
+        CONDA_ENV
+    shell:
+        "OMP_NUM_THREADS={threads} nasrepro search --method {params.method} --arch {input.base} "
+        "--recipe {input.recipe} --dataset {params.dataset} --data-root {params.data_root} "
+        "--out {params.out} --seed {wildcards.seed} --device {params.device} --resume > {log} 2>&1"

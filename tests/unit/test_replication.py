@@ -188,3 +188,99 @@ def test_regress_reports_missing_tables_and_rows(tmp_path):
         "toy/tables/t.csv ResNet-20 macs: row missing from the results"]
     with pytest.raises(Exception, match="no reference tables"):
         regress(tmp_path / "partial", tmp_path / "nothing")
+
+
+# -- searches, teachers, baselines, relative metrics -----------------------------------------------
+SEARCHED = {
+    "search_recipes": {"s": {"smoke": {"epochs": 1, "target_ratio": 0.5}, "reduced": {"epochs": 2, "target_ratio": 0.5},
+                             "paper": {"epochs": 3, "target_ratio": 0.5}}},
+    "searches": {"tas-r20": {"method": "tas", "arch": "resnet20-cifar", "dataset": "cifar10", "recipe": "s",
+                             "set": {"target_ratio": {"value": 0.55, "source": "Table 3"}}}},
+    "experiments": {
+        "r20": {"arch": "resnet20-cifar", "dataset": "cifar10", "recipe": "r", "claims": []},
+        "kd": {"search": "tas-r20", "dataset": "cifar10", "recipe": "r", "teacher": "r20", "baseline": "r20",
+               "claims": [{"table": "t", "model": "R20 TAS", "label": "searched, KD"}]},
+        "released": {"arch": "resnet20-cifar", "dataset": "cifar10", "recipe": "r", "baseline": "r20",
+                     "train_scales": ["paper"], "claims": [{"table": "t", "model": "R20 TAS", "label": "released"}]},
+    },
+}
+SEARCHED_PUBLISHED = ("t,cifar10,R20 TAS,top1,92.88,%,src,\n"
+                      "t,cifar10,R20 TAS,acc_drop,0.50,%,src,\n"
+                      "t,cifar10,R20 TAS,macs_reduction,45.0,%,src,\n")
+
+
+def test_the_tas_replication_is_valid():
+    rep = load_replication(ROOT / "replications/tas")
+    assert rep.tables == ["table3-cifar10", "table3-cifar100", "table4-imagenet"]
+    assert all(row.unverified for row in rep.published), "the reference marks every Table 3/4 number [unverified]"
+    r56 = rep.search_recipe("tas-C010-ResNet56", "paper")
+    assert r56.tas.target_ratio == 0.47 and r56.weights.epochs == 600 and r56.tas.arch_betas == (0.5, 0.999)
+    assert "README" in r56.weights.sources["target_ratio"]
+    assert rep.recipe("retrain-kd", "paper").distill.alpha == 0.9
+    assert rep.recipe("retrain", "paper").distill is None
+    kd = rep.experiments["searched-C010-ResNet20-kd"]
+    assert (kd.teacher, kd.baseline, kd.search) == ("ResNet20-C10", "ResNet20-C10", "tas-C010-ResNet20")
+    assert rep.arch_path("searched-C010-ResNet20-kd").name == "resnet20-cifar.yaml"
+    released = rep.experiments["C010-ResNet20"]
+    assert not released.trained_at("smoke") and released.trained_at("paper")
+    claimed = {(c.table, c.model) for e in rep.experiments.values() for c in e.claims}
+    tas_rows = {(r.table, r.model) for r in rep.published if r.model.endswith(" TAS")}
+    assert tas_rows == claimed and len(tas_rows) == 12
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m["experiments"]["kd"].update(search="nope"), "experiments.kd.search: 'nope' is not a key of 'searches'"),
+    (lambda m: m["experiments"]["kd"].update(teacher="kd"), "experiments.kd.teacher: 'kd' is not another experiment"),
+    (lambda m: m["experiments"]["r20"].update(train_scales=["paper"]),
+     "experiments.kd.teacher: experiment 'r20' does not run (or is not trained) at ['smoke', 'reduced']"),
+    (lambda m: m["searches"]["tas-r20"].update(recipe="x"), "searches.tas-r20.recipe: 'x' is not a key of 'search_recipes'"),
+    (lambda m: m["searches"]["tas-r20"]["set"].update(tau_schedule="exp"), "searches.tas-r20"),
+    (lambda m: m["searches"]["tas-r20"].update(scales=["paper"]), "experiments.kd.scales: search 'tas-r20' does not run"),
+    (lambda m: m["experiments"]["kd"].update(arch="resnet20-cifar"), "experiments.kd"),
+])
+def test_bad_search_and_teacher_references_are_named(tmp_path, change, message):
+    manifest = yaml.safe_load(yaml.safe_dump(SEARCHED))
+    change(manifest)
+    with pytest.raises(SpecError, match="replication.yaml") as err:
+        load_replication(write_replication(tmp_path, SEARCHED_PUBLISHED, **manifest))
+    assert message in str(err.value)
+
+
+def _write(results: Path, experiment: str, top1: float, macs: float) -> None:
+    run = results / experiment / "seed0"
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "eval.json").write_text(json.dumps({"top1": top1, "top5": 99.0, "dataset": "cifar10"}))
+    (run / "arch_metrics.json").write_text(json.dumps({"macs": macs, "params": 1.0, "params_no_norm": 1.0}))
+
+
+@pytest.mark.parametrize("scale", ["smoke", "reduced"])
+def test_relative_metrics_labelled_claims_and_searched_verdicts(tmp_path, scale):
+    rep = load_replication(write_replication(tmp_path, SEARCHED_PUBLISHED, **SEARCHED,
+                                             seeds={"smoke": [0], "reduced": [0], "paper": [0]}))
+    results = tmp_path / "results"
+    _write(results, "r20", top1=92.0, macs=40.0e6)
+    _write(results, "kd", top1=91.3, macs=23.2e6)  # reduction 42.0: 3.0 points off, inside 6.7% of 45
+    _write(results, "released", top1=0.0, macs=22.0e6)  # reduction 45.0
+    (results / "released/seed0/eval.json").unlink()  # not trained below paper scale
+    table = compare_replication(rep, results, scale)["t"].set_index(["model", "metric"])
+    assert list(dict.fromkeys(table.index.get_level_values(0))) == ["R20 TAS [searched, KD]", "R20 TAS [released]"]
+    kd = table.loc["R20 TAS [searched, KD]"]
+    assert kd.loc["acc_drop", "reproduced_mean"] == pytest.approx(92.0 - 91.3)
+    assert kd.loc["macs_reduction", "reproduced_mean"] == pytest.approx(42.0)
+    assert kd.loc["acc_drop", "verdict"] == "not comparable at this scale"
+    expected = "reproduced" if scale == "reduced" else "not comparable at this scale"
+    assert kd.loc["macs_reduction", "verdict"] == expected
+    released = table.loc["R20 TAS [released]"]
+    assert released.loc["macs_reduction", "reproduced_mean"] == pytest.approx(45.0)
+    assert released.loc["macs_reduction", "verdict"] == "reproduced"
+    assert released.loc["top1", "verdict"] == released.loc["acc_drop", "verdict"] == "not run"
+
+
+def test_a_searched_shape_outside_the_search_tolerance_is_not_reproduced(tmp_path):
+    rep = load_replication(write_replication(tmp_path, SEARCHED_PUBLISHED, **SEARCHED))
+    results = tmp_path / "results"
+    _write(results, "r20", top1=92.0, macs=40.0e6)
+    _write(results, "kd", top1=91.3, macs=24.0e6)  # reduction 40.0: 5 points off
+    row = compare_replication(rep, results, "reduced")["t"].set_index(["model", "metric"]).loc[
+        ("R20 TAS [searched, KD]", "macs_reduction")]
+    assert row["verdict"] == "not reproduced" and row["tolerance"] == pytest.approx(0.067 * 45.0)

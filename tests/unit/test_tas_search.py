@@ -16,7 +16,7 @@ from nas_impl.methods.tas.flops import argmax_macs
 from nas_impl.methods.tas.loop import SearchData, TASSearch, super_net
 from nas_impl.methods.tas.recipe import search_recipe_from_dict
 from nas_impl.metrics import count_macs
-from nas_impl.models import build_model, load_spec
+from nas_impl.models import build_model, load_spec, normalize_spec
 
 INPUT = (3, 12, 12)
 RECIPE = {"epochs": 2, "batch_size": 16, "lr": 0.05, "nesterov": True, "schedule": "cosine",
@@ -79,6 +79,7 @@ def test_search_writes_log_shape_and_summary(tmp_path):
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert float(rows[0]["tau"]) == pytest.approx(5.0) and float(rows[1]["tau"]) == pytest.approx(2.55)
     spec = load_spec(out / "arch.yaml")
+    assert spec == load_spec(out / "arch_last.yaml") and summary["selected"] == "last"
     # The summary's MACs are the derived shape's, counted independently here.
     macs = count_macs(build_model(spec), INPUT)
     assert summary["argmax_macs"] == macs == int(float(rows[-1]["argmax_macs"]))
@@ -89,6 +90,26 @@ def test_search_writes_log_shape_and_summary(tmp_path):
     assert written["arch"] == spec and written["record"]["dataset"] == "synthetic"
     assert written["in_band"] == search.in_band(macs)
     assert (out / "arch_best.yaml").exists() == (written["best"] is not None)
+
+
+@pytest.mark.parametrize("select", ["last", "best"])
+def test_the_recipe_selects_the_retrained_shape(tmp_path, select):
+    """A band covering every shape puts every epoch in it: 'best' is the best valid accuracy."""
+    search = _search(tmp_path, epochs=3, target_ratio=1.0, tolerance=0.99, select=select)
+    summary = search.fit()
+    out = tmp_path / "s"
+    best_epoch = max(search.history, key=lambda row: row["valid_top1"])["epoch"]
+    assert summary["best"]["epoch"] == best_epoch
+    expected = best_epoch if select == "best" else 3
+    assert summary["selected_epoch"] == expected and summary["last"]["epoch"] == 3
+    assert load_spec(out / "arch.yaml") == load_spec(out / ("arch_best.yaml" if select == "best" else "arch_last.yaml"))
+    assert load_spec(out / "arch.yaml") == normalize_spec(search.history[expected - 1]["spec"])
+
+
+def test_best_falls_back_to_the_last_shape_when_no_epoch_ends_in_the_band(tmp_path):
+    summary = _search(tmp_path, target_ratio=0.01, tolerance=0.0, select="best").fit()
+    assert summary["best"] is None and summary["selected"] == "last"
+    assert not (tmp_path / "s" / "arch_best.yaml").exists()
 
 
 def test_in_band_follows_the_code_or_the_paper_tolerance(tmp_path):

@@ -3,9 +3,10 @@
 The first half of the training set trains the super-network's weights, the second half its
 architecture logits (tas.md §8). Every epoch is logged to `search_log.csv` and checkpointed,
 so an interrupted search resumes bit-exactly, like the Trainer's runs. The outputs are the
-argmax shape after the last epoch (`arch.yaml`, what TAS retrains), the shape of the epoch
-with the best valid accuracy among those inside the FLOP band (`arch_best.yaml`, when one is),
-and `search.json`.
+argmax shape after the last epoch (`arch_last.yaml`), the shape of the epoch with the best
+valid accuracy among those inside the FLOP band (`arch_best.yaml`, when one is), the one the
+recipe selects for retraining (`arch.yaml`: the last by default, as TAS's scripts), and
+`search.json`.
 """
 
 from __future__ import annotations
@@ -204,20 +205,26 @@ class TASSearch:
 
     def _finish(self) -> dict[str, Any]:
         final = self.history[-1]
-        save_spec(final["spec"], self.out_dir / "arch.yaml")
+        save_spec(final["spec"], self.out_dir / "arch_last.yaml")
         if self.best is not None:
             save_spec(self.best["spec"], self.out_dir / "arch_best.yaml")
+        use_best = self.recipe.tas.select == "best" and self.best is not None
+        chosen = next(row for row in self.history if row["epoch"] == self.best["epoch"]) if use_best else final
+        save_spec(chosen["spec"], self.out_dir / "arch.yaml")
         summary = {
             "method": "tas",
             "max_macs": self.max_macs,
             "target_macs": self.target_macs,
             "tolerance_macs": self.tolerance_macs,
-            "argmax_macs": final["argmax_macs"],
-            "macs_ratio": final["argmax_ratio"],
-            "macs_reduction": 100.0 * (1.0 - final["argmax_ratio"]),
+            "selected": "best" if use_best else "last",
+            "selected_epoch": chosen["epoch"],
+            "argmax_macs": chosen["argmax_macs"],
+            "macs_ratio": chosen["argmax_ratio"],
+            "macs_reduction": 100.0 * (1.0 - chosen["argmax_ratio"]),
             "target_reduction": 100.0 * (1.0 - self.recipe.tas.target_ratio),
-            "in_band": final["in_band"],
-            "arch": normalize_spec(final["spec"]),
+            "in_band": chosen["in_band"],
+            "arch": normalize_spec(chosen["spec"]),
+            "last": {k: final[k] for k in ("epoch", "argmax_macs", "argmax_ratio", "in_band")},
             "best": None if self.best is None else {k: v for k, v in self.best.items()},
             "epochs": len(self.history),
             "wall_time_s": self.elapsed_s,

@@ -17,6 +17,7 @@ from nas_impl.errors import SpecError
 from nas_impl.training.recipe import Recipe, unwrap_sources, recipe_from_dict
 
 TAU_SCHEDULES = ("cosine", "linear")
+SELECTIONS = ("last", "best")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,10 @@ class TASSettings:
     tau_schedule: str = "cosine"
     block_relu: bool = True  # the post-publication fix (tas.md §6 #1); False = the paper-time net
     split_seed: int = 0  # of the class-balanced 50/50 split of the training set
+    # The shape written as arch.yaml (the one retrained): 'last' = after the last epoch (the
+    # scripts' seed-X-last.config), 'best' = best valid accuracy among the epochs that ended inside
+    # the MACs band (seed-X-best.config; the last shape when no epoch did).
+    select: str = "last"
 
     def __post_init__(self) -> None:
         checks = [
@@ -42,6 +47,7 @@ class TASSettings:
             ("arch_lr", self.arch_lr > 0, "positive"),
             ("tau_min", 0 < self.tau_min <= self.tau_max, "positive and at most tau_max"),
             ("tau_schedule", self.tau_schedule in TAU_SCHEDULES, f"one of {', '.join(TAU_SCHEDULES)}"),
+            ("select", self.select in SELECTIONS, f"one of {', '.join(SELECTIONS)}"),
         ]
         for key, ok, expected in checks:
             if not ok:

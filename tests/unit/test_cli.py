@@ -76,3 +76,51 @@ def test_console_script_is_installed():
     out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
     for verb in ("prepare-data", "train", "evaluate", "metrics"):
         assert verb in out
+
+
+TAS = str(Path(__file__).resolve().parents[2] / "replications/tas")
+
+
+def test_recipe_of_a_search_merges_its_own_values_with_sources(tmp_path, capsys):
+    out = tmp_path / "search.yaml"
+    code, _, err = run_cli(capsys, "recipe", "--replication", TAS, "--search", "tas-C010-ResNet56", "--scale", "paper",
+                           "--set", "epochs=2", "--out", str(out))
+    assert code == 0, err
+    written = yaml.safe_load(out.read_text())
+    assert written["target_ratio"] == 0.47 and written["epochs"] == 2 and written["arch_lr"] == 0.001
+    assert "README" in written["sources"]["target_ratio"] and "CIFARX" in written["sources"]["batch_size"]
+    assert "epochs" not in written["sources"]  # overridden: the paper's source no longer applies
+    code, _, err = run_cli(capsys, "recipe", "--replication", TAS, "--search", "nope", "--scale", "paper",
+                           "--out", str(out))
+    assert code == 2 and "no search 'nope'" in err
+
+
+def test_arch_of_a_searched_experiment_takes_the_searched_shape(tmp_path, capsys):
+    searched = tmp_path / "searched.yaml"
+    shutil.copy(Path(TAS) / "archs/C010-ResNet20.yaml", searched)
+    spec = yaml.safe_load(searched.read_text())
+    searched.write_text(yaml.safe_dump({**spec, "in_channels": 1}))  # searched on Fashion-MNIST
+    out = tmp_path / "arch.yaml"
+    code, _, err = run_cli(capsys, "arch", "--replication", TAS, "--experiment", "searched-C010-ResNet20-kd",
+                           "--searched", str(searched), "--out", str(out))
+    assert code == 0, err
+    written = yaml.safe_load(out.read_text())
+    assert written["in_channels"] == 3 and written["channels"] == spec["channels"]  # the paper's input
+    code, _, err = run_cli(capsys, "arch", "--replication", TAS, "--experiment", "searched-C010-ResNet20-kd",
+                           "--out", str(out))
+    assert code == 2 and "needs --searched" in err
+    code, _, err = run_cli(capsys, "arch", "--replication", TAS, "--experiment", "C010-ResNet20",
+                           "--searched", str(searched), "--out", str(out))
+    assert code == 2 and "needs no --searched" in err
+
+
+def test_train_teacher_flag_needs_a_distilling_recipe(tmp_path, capsys):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(TINY_RECIPE))
+    args = ["train", "--arch", "resnet20-cifar", "--recipe", str(recipe), "--dataset", "fashion-mnist", "--out",
+            str(tmp_path / "run"), "--device", "cpu"]
+    code, _, err = run_cli(capsys, *args, "--teacher", "t.pt")
+    assert code == 2 and "has no 'distill' section" in err
+    recipe.write_text(yaml.safe_dump({**TINY_RECIPE, "distill": {"temperature": 4.0, "alpha": 0.9}}))
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and "names no teacher: pass --teacher" in err

@@ -3,7 +3,9 @@
 Every row of every `tables/*.csv` under the reference directory must exist in the results
 with the same verdict and a reproduced mean within tolerance: architecture metrics are exact
 functions of the architecture (relative 1e-6); accuracy moves with library versions and
-hardware, so it gets an absolute tolerance in points (default 2.0 at smoke scale).
+hardware, so it gets an absolute tolerance in points (default 2.0 at smoke scale). A searched
+shape depends on training numerics too: where it is not judged ("not comparable at this
+scale"), its architecture metrics get SEARCHED_RELATIVE instead of 1e-6.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from pathlib import Path
 import pandas as pd
 
 from nas_impl.errors import NasReproError
+from nas_impl.replication.compare import NOT_COMPARABLE
 from nas_impl.replication.published import ARCHITECTURE_METRICS
 
 KEY = ["paper", "table", "model", "metric"]
+SEARCHED_RELATIVE = 0.05
 
 
 @dataclass(frozen=True)
@@ -29,9 +33,9 @@ class Difference:
         return f"{self.where}: {self.message}"
 
 
-def _tolerance(metric: str, reference: float, accuracy_tolerance: float) -> float:
+def _tolerance(metric: str, reference: float, accuracy_tolerance: float, verdict: str = "") -> float:
     if metric in ARCHITECTURE_METRICS:
-        return 1e-6 * abs(reference)
+        return (SEARCHED_RELATIVE if verdict == NOT_COMPARABLE else 1e-6) * abs(reference)
     return accuracy_tolerance
 
 
@@ -66,7 +70,7 @@ def compare_tables(results: Path, reference: Path, relative: Path, accuracy_tole
             continue
         if row.verdict_ref != row.verdict_new:
             diffs.append(Difference(where, f"verdict {row.verdict_ref!r} -> {row.verdict_new!r}"))
-        tol = _tolerance(row.metric, row.reproduced_mean_ref, accuracy_tolerance)
+        tol = _tolerance(row.metric, row.reproduced_mean_ref, accuracy_tolerance, row.verdict_ref)
         if not _same(row.reproduced_mean_ref, row.reproduced_mean_new, tol):
             delta = row.reproduced_mean_new - row.reproduced_mean_ref
             diffs.append(Difference(where, f"{row.reproduced_mean_ref:.6g} -> {row.reproduced_mean_new:.6g} "

@@ -178,6 +178,15 @@ def test_regress_passes_within_tolerance_and_fails_with_a_readable_diff(tmp_path
     assert main(["regress", str(tmp_path / "same"), str(tmp_path / "ref")]) == 0
 
 
+def test_regress_allows_unjudged_searched_shapes_to_move_with_training(tmp_path):
+    """A searched shape below its search scales ('not comparable') depends on training numerics."""
+    make_tables(tmp_path / "ref", 20.0, 22.0, verdict="not comparable at this scale")
+    make_tables(tmp_path / "near", 20.0, 22.0 * 1.04, verdict="not comparable at this scale")
+    assert regress(tmp_path / "near", tmp_path / "ref") == []
+    make_tables(tmp_path / "far", 20.0, 22.0 * 1.06, verdict="not comparable at this scale")
+    assert [d.where for d in regress(tmp_path / "far", tmp_path / "ref")] == ["toy/tables/t.csv ResNet-20 macs"]
+
+
 def test_regress_reports_missing_tables_and_rows(tmp_path):
     make_tables(tmp_path / "ref", 20.0, 40.81)
     assert [str(d) for d in regress(tmp_path / "empty", tmp_path / "ref")] == [

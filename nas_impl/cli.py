@@ -22,6 +22,15 @@ def _data_root(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", default=None, help="dataset root (default: $NASREPRO_DATA or ./data)")
 
 
+def _run_options(p: argparse.ArgumentParser, checkpoint: str) -> None:
+    """Seed, device, resume and interruption: the options of every verb that trains for epochs."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.add_argument("--resume", action="store_true", help=f"continue from OUT/{checkpoint} if present")
+    p.add_argument("--stop-after", type=int, default=None, help="stop after this epoch (resume later)")
+    _data_root(p)
+
+
 def _add_run_verbs(verbs) -> None:
     p = verbs.add_parser("prepare-data", help="find a dataset, verify its checksums, print a summary")
     p.add_argument("--dataset", required=True)
@@ -51,12 +60,8 @@ def _add_run_verbs(verbs) -> None:
     p.add_argument("--recipe", required=True, help="recipe YAML")
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", required=True, help="run directory (checkpoint.pt, train_log.csv, metrics.json)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
-    p.add_argument("--stop-after", type=int, default=None, help="stop after this epoch (resume later)")
     p.add_argument("--teacher", default=None, help="checkpoint.pt of the distillation teacher (recipes with 'distill')")
-    _data_root(p)
+    _run_options(p, "checkpoint.pt")
     p.set_defaults(func=runs.train)
 
     p = verbs.add_parser("search", help="search an architecture (TAS) and write the derived arch.yaml")
@@ -65,11 +70,7 @@ def _add_run_verbs(verbs) -> None:
     p.add_argument("--recipe", required=True, help="search recipe YAML")
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", required=True, help="search directory (arch.yaml, search_log.csv, search.json)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/search_checkpoint.pt if present")
-    p.add_argument("--stop-after", type=int, default=None, help="stop after this epoch (resume later)")
-    _data_root(p)
+    _run_options(p, "search_checkpoint.pt")
     p.set_defaults(func=runs.search)
 
     p = verbs.add_parser("evaluate", help="evaluate a checkpoint on a split")

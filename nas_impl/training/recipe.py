@@ -132,14 +132,19 @@ def _check_types(values: dict[str, Any], origin: str) -> None:
             raise SpecError(f"{origin}: recipe key '{f.name}' = {value!r} must be of type {f.type}")
 
 
-def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+def read_recipe_yaml(path: str | Path, what: str = "recipe") -> Any:
+    """The parsed YAML of a recipe file, or one SpecError naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise SpecError(f"recipe file {path} does not exist: pass --recipe with an existing YAML file")
+        raise SpecError(f"{what} file {path} does not exist: pass --recipe with an existing YAML file")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        return yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise SpecError(f"recipe file {path} is not valid YAML: {err}") from None
+        raise SpecError(f"{what} file {path} is not valid YAML: {err}") from None
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    raw = read_recipe_yaml(path)
     if isinstance(raw, dict):
         raw.update(overrides or {})
     return recipe_from_dict(raw, origin=str(path))

@@ -11,10 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nas_impl.errors import SpecError
-from nas_impl.training.recipe import Recipe, unwrap_sources, recipe_from_dict
+from nas_impl.training.recipe import Recipe, read_recipe_yaml, recipe_from_dict, unwrap_sources
 
 TAU_SCHEDULES = ("cosine", "linear")
 SELECTIONS = ("last", "best")
@@ -95,11 +93,4 @@ def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") 
 
 
 def load_search_recipe(path: str | Path) -> SearchRecipe:
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"search recipe {path} does not exist: pass --recipe with an existing YAML file")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise SpecError(f"search recipe {path} is not valid YAML: {err}") from None
-    return search_recipe_from_dict(raw, origin=str(path))
+    return search_recipe_from_dict(read_recipe_yaml(path, "search recipe"), origin=str(path))

@@ -14,6 +14,7 @@ import sys
 from nas_impl.commands import results, runs
 from nas_impl.errors import NasReproError
 from nas_impl.io import write_json_atomic
+from nas_impl.methods import method_names
 
 SCALES = ("smoke", "reduced", "paper")
 
@@ -64,8 +65,8 @@ def _add_run_verbs(verbs) -> None:
     _run_options(p, "checkpoint.pt")
     p.set_defaults(func=runs.train)
 
-    p = verbs.add_parser("search", help="search an architecture (TAS) and write the derived arch.yaml")
-    p.add_argument("--method", required=True, choices=("tas",))
+    p = verbs.add_parser("search", help="search an architecture and write the derived arch.yaml")
+    p.add_argument("--method", required=True, choices=method_names())
     p.add_argument("--arch", required=True, help="the unpruned base network's spec YAML or registered name")
     p.add_argument("--recipe", required=True, help="search recipe YAML")
     p.add_argument("--dataset", required=True)

@@ -126,26 +126,23 @@ def with_teacher(recipe_, teacher: str | None, origin: str):
 
 
 def search(args: argparse.Namespace) -> dict:
-    """Search a shape with TAS; writes OUT/{arch.yaml, search_log.csv, search.json} (and arch_best.yaml)."""
-    from nas_impl.methods.tas.loop import TASSearch, search_data, super_net
-    from nas_impl.methods.tas.recipe import load_search_recipe
+    """Search a shape; writes OUT/{arch.yaml, search_log.csv, search.json} (see nas_impl.methods)."""
+    from nas_impl.methods import get_method
     from nas_impl.models import normalize_spec
     from nas_impl.runs import resolve_device
-    from nas_impl.training.seeding import seed_everything
+    from nas_impl.training.recipe import read_recipe_yaml
 
+    method = get_method(args.method)
     device = resolve_device(args.device)
-    recipe_ = load_search_recipe(args.recipe)
-    base = normalize_spec(args.arch)
-    data = search_data(args.dataset, recipe_, args.seed, device, args.data_root)
-    seed_everything(args.seed)  # super-network initialisation depends on the seed only
-    net = super_net(base, recipe_, data.num_classes, data.input_size)
+    recipe_ = method.recipe_from_dict(read_recipe_yaml(args.recipe, "search recipe"), str(args.recipe))
     record = {"arch_file": str(args.arch), "recipe_file": str(args.recipe)}
-    result = TASSearch(net, recipe_, data, out_dir=args.out, seed=args.seed, device=device, record=record).fit(
-        resume=args.resume, stop_after=args.stop_after)
+    result = method.run(normalize_spec(args.arch), recipe_, args.dataset, args.out, seed=args.seed, device=device,
+                        data_root=args.data_root, resume=args.resume, stop_after=args.stop_after, record=record)
     if "arch" not in result:
         return result  # stopped early on request
-    keys = ("max_macs", "target_macs", "argmax_macs", "macs_reduction", "target_reduction", "in_band", "wall_time_s")
-    return {k: result[k] for k in keys} | {"out": str(args.out)}
+    keys = ("max_macs", "target_macs", "argmax_macs", "macs_reduction", "target_reduction", "in_band", "selected",
+            "wall_time_s")
+    return {k: result[k] for k in keys if k in result} | {"out": str(args.out)}
 
 
 def evaluate(args: argparse.Namespace) -> dict:

@@ -1,1 +1,34 @@
-"""Search methods: one module (or subpackage) per paper."""
+"""Search methods: one subpackage per paper behind one interface, `SearchMethod`.
+
+A method validates its search recipes (`recipe_from_dict`, used by the replication manifests
+and `nasrepro recipe --search`) and runs one search (`run`, used by `nasrepro search`), which
+writes `arch.yaml`, `search_log.csv` and `search.json` into its output directory.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from nas_impl.errors import NasReproError
+
+# name -> module that defines METHOD (imported on first use: methods pull in torch and models)
+_MODULES = {"tas": "nas_impl.methods.tas.method"}
+
+
+@dataclass(frozen=True)
+class SearchMethod:
+    name: str
+    recipe_from_dict: Callable[..., Any]  # (raw mapping, origin) -> validated search recipe
+    run: Callable[..., dict[str, Any]]  # (base_spec, recipe, dataset, out_dir, *, seed, device, data_root, resume, stop_after, record)
+
+
+def method_names() -> list[str]:
+    return sorted(_MODULES)
+
+
+def get_method(name: str) -> SearchMethod:
+    if name not in _MODULES:
+        raise NasReproError(f"unknown search method '{name}'; known: {', '.join(method_names())}")
+    return importlib.import_module(_MODULES[name]).METHOD

@@ -88,12 +88,12 @@ class Replication:
 
     def search_recipe(self, search: str, scale: str, overrides: dict[str, Any] | None = None):
         """The search recipe of one scale with the search's own values (`set`) and `overrides` applied."""
-        from nas_impl.methods.tas.recipe import search_recipe_from_dict
+        from nas_impl.methods import get_method
 
         entry = self.searches[search]
         raw = {**self.search_recipes[entry.recipe][scale], **entry.settings, **(overrides or {})}
-        return search_recipe_from_dict(raw, origin=f"{self.root / 'replication.yaml'}: searches.{search} "
-                                                   f"(search_recipes.{entry.recipe}.{scale})")
+        origin = f"{self.root / 'replication.yaml'}: searches.{search} (search_recipes.{entry.recipe}.{scale})"
+        return get_method(entry.method).recipe_from_dict(raw, origin)
 
     def run_dataset(self, experiment: str, scale: str) -> str:
         return self.datasets[self.experiments[experiment].dataset][scale]

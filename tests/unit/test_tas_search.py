@@ -15,6 +15,7 @@ from nas_impl.errors import NasReproError, SpecError
 from nas_impl.methods.tas.flops import argmax_macs
 from nas_impl.methods.tas.loop import SearchData, TASSearch, super_net
 from nas_impl.methods.tas.recipe import search_recipe_from_dict
+from nas_impl.methods import get_method
 from nas_impl.metrics import count_macs
 from nas_impl.models import build_model, load_spec, normalize_spec
 
@@ -148,6 +149,13 @@ def test_the_flop_loss_moves_the_searched_shape_toward_a_small_target(tmp_path):
     before = argmax_macs(search.net)
     summary = search.fit()
     assert summary["argmax_macs"] < before
+
+
+def test_tas_is_registered_behind_the_method_interface():
+    method = get_method("tas")
+    assert method.name == "tas" and method.recipe_from_dict(RECIPE, "x") == search_recipe_from_dict(RECIPE)
+    with pytest.raises(NasReproError, match="unknown search method 'darts'; known: tas"):
+        get_method("darts")
 
 
 def test_only_cifar_resnets_are_searched():

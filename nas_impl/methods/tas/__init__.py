@@ -2,7 +2,8 @@
 
 A width/depth super-network over a CIFAR ResNet (`search_net`), its differentiable expected
 MACs (`flops`), the FLOP-constrained architecture loss (`loss`), the argmax shape as a
-`resnet-cifar` spec (`derive`) and one alternating search step (`search`).
+`resnet-cifar` spec (`derive`) and one alternating search step (`search`); the recipe
+(`recipe`), the epoch loop (`loop`) and the suite's method interface (`method`).
 """
 
 from nas_impl.methods.tas.choices import depth_choices, width_choices

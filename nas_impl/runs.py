@@ -47,11 +47,8 @@ def image_data(dataset: str, recipe: Recipe, seed: int, device: torch.device, da
         return imagenet_data(recipe, seed, data_root, split)
     ds = data.load_dataset(dataset, root=data_root)
     record: dict[str, Any] = {"dataset": dataset}
-    train_x, train_y, test_x, test_y = ds.train_x, ds.train_y, ds.test_x, ds.test_y
-    if recipe.train_subset:
-        idx = data.subset(train_y, recipe.train_subset, seed=0)
-        train_x, train_y = train_x[idx], train_y[idx]
-        record["train_subset"] = data.SplitRecord.create(dataset, 0, {"train_subset": recipe.train_subset}, idx).to_dict()
+    train_x, train_y = training_subset(dataset, ds.train_x, ds.train_y, recipe.train_subset, record)
+    test_x, test_y = ds.test_x, ds.test_y
     if recipe.test_subset:
         idx = data.subset(test_y, recipe.test_subset, seed=0)
         test_x, test_y = test_x[idx], test_y[idx]
@@ -68,6 +65,18 @@ def image_data(dataset: str, recipe: Recipe, seed: int, device: torch.device, da
     )
     record.update(train_images=len(train_y), eval_images=len(test_y), eval_split=split)
     return ImageData(train_loader, eval_loader, ds.num_classes, ds.input_size, record)
+
+
+def training_subset(dataset: str, x: torch.Tensor, y: torch.Tensor, size: int | None,
+                    record: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recipe's class-balanced `train_subset` (seed 0) of a training split, noted in `record`."""
+    from nas_impl import data
+
+    if not size:
+        return x, y
+    idx = data.subset(y, size, seed=0)
+    record["train_subset"] = data.SplitRecord.create(dataset, 0, {"train_subset": size}, idx).to_dict()
+    return x[idx], y[idx]
 
 
 def adapt_spec(spec: dict[str, Any], num_classes: int, in_channels: int) -> tuple[dict[str, Any], dict[str, Any]]:

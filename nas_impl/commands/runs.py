@@ -116,13 +116,11 @@ def with_teacher(recipe_, teacher: str | None, origin: str):
     """The recipe with its distillation teacher set from --teacher (which needs a `distill` section)."""
     import dataclasses
 
-    if teacher is not None:
-        if recipe_.distill is None:
-            raise NasReproError(f"--teacher given but recipe {origin} has no 'distill' section (temperature, alpha)")
-        return dataclasses.replace(recipe_, distill=dataclasses.replace(recipe_.distill, teacher=str(teacher)))
-    if recipe_.distill is not None and recipe_.distill.teacher is None:
-        raise NasReproError(f"recipe {origin} distills but names no teacher: pass --teacher path/to/checkpoint.pt")
-    return recipe_
+    if teacher is None:
+        return recipe_
+    if recipe_.distill is None:
+        raise NasReproError(f"--teacher given but recipe {origin} has no 'distill' section (temperature, alpha)")
+    return dataclasses.replace(recipe_, distill=dataclasses.replace(recipe_.distill, teacher=str(teacher)))
 
 
 def search(args: argparse.Namespace) -> dict:

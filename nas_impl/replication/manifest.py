@@ -80,8 +80,7 @@ class Replication:
     def arch_path(self, experiment: str) -> Path:
         """The reference spec of an experiment; for a searched one, the network searched over."""
         exp = self.experiments[experiment]
-        arch = exp.arch if exp.search is None else self.searches[exp.search].arch
-        return self.root / "archs" / f"{arch}.yaml"
+        return self.root / "archs" / f"{exp.arch}.yaml" if exp.search is None else self.search_arch_path(exp.search)
 
     def search_arch_path(self, search: str) -> Path:
         return self.root / "archs" / f"{self.searches[search].arch}.yaml"
@@ -98,15 +97,15 @@ class Replication:
     def run_dataset(self, experiment: str, scale: str) -> str:
         return self.datasets[self.experiments[experiment].dataset][scale]
 
+    def search_run_dataset(self, search: str, scale: str) -> str:
+        return self.datasets[self.searches[search].dataset][scale]
+
     def recipe(self, name: str, scale: str, overrides: dict[str, Any] | None = None) -> Recipe:
         raw = {**self.recipes[name][scale], **(overrides or {})}
         return recipe_from_dict(raw, origin=f"{self.root / 'replication.yaml'}: recipes.{name}.{scale}")
 
     def experiments_at(self, scale: str) -> list[str]:
         return [name for name, exp in self.experiments.items() if scale in exp.scales]
-
-    def searches_at(self, scale: str) -> list[str]:
-        return [name for name, entry in self.searches.items() if scale in entry.scales]
 
     @property
     def tables(self) -> list[str]:

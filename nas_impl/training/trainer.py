@@ -9,8 +9,6 @@ an uninterrupted run, because everything random is a function of (seed, epoch).
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import math
 import sys
 import time
@@ -23,8 +21,8 @@ import torch
 from torch import nn
 
 from nas_impl.errors import NasReproError, TrainingDiverged
-from nas_impl.io import write_json_atomic, write_text_atomic
-from nas_impl.training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from nas_impl.io import write_csv_rows_atomic, write_json_atomic
+from nas_impl.training.checkpoint import check_resumable, load_checkpoint, model_from_checkpoint, save_checkpoint
 from nas_impl.training.losses import classification_loss, distillation_loss
 from nas_impl.training.optim import build_optimizer
 from nas_impl.training.provenance import run_provenance
@@ -127,7 +125,8 @@ class Trainer:
         if self.recipe.distill is None:
             return None
         if self.recipe.distill.teacher is None:
-            raise NasReproError("the recipe distills but names no teacher: set distill.teacher (a checkpoint.pt)")
+            raise NasReproError("the recipe distills but names no teacher: pass --teacher path/to/checkpoint.pt "
+                                "(nasrepro train) or set distill.teacher")
         teacher = model_from_checkpoint(self.recipe.distill.teacher, self.device).eval()
         teacher = teacher.to(memory_format=torch.channels_last)
         for p in teacher.parameters():
@@ -140,12 +139,7 @@ class Trainer:
 
     def _resume(self) -> None:
         state = load_checkpoint(self.checkpoint_path, map_location=self.device)
-        mismatched = [k for k, v in self._identity().items() if state.get(k) != v]
-        if mismatched:
-            raise NasReproError(
-                f"cannot resume from {self.checkpoint_path}: its {', '.join(mismatched)} differ from this run's; "
-                "delete the checkpoint or rerun without --resume"
-            )
+        check_resumable(state, self._identity(), self.checkpoint_path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.start_epoch = state["epoch"]
@@ -165,11 +159,7 @@ class Trainer:
             },
             self.checkpoint_path,
         )
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.history)
-        write_text_atomic(self.out_dir / "train_log.csv", buf.getvalue())
+        write_csv_rows_atomic(self.out_dir / "train_log.csv", self.history, LOG_COLUMNS)
 
     # -- training -----------------------------------------------------------------------------
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

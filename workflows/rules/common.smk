@@ -89,8 +89,7 @@ def run_dataset(wildcards):
 
 
 def search_dataset(wildcards):
-    rep = REPLICATIONS[wildcards.paper]
-    return substitute(rep.datasets[rep.searches[wildcards.search].dataset][SCALE])
+    return substitute(REPLICATIONS[wildcards.paper].search_run_dataset(wildcards.search, SCALE))
 
 
 def run_dir(wildcards):
@@ -105,8 +104,12 @@ def search_data_stamp(wildcards):
     return f"{RESULTS}/data/{search_dataset(wildcards)}.json"
 
 
+def search_path(paper, search, seed):
+    return f"{RESULTS}/{paper}/search/{search}/seed{seed}"
+
+
 def search_dir(wildcards):
-    return f"{RESULTS}/{wildcards.paper}/search/{wildcards.search}/seed{wildcards.seed}"
+    return search_path(wildcards.paper, wildcards.search, wildcards.seed)
 
 
 def search_base_arch(wildcards):
@@ -136,7 +139,7 @@ def experiment_arch_source(wildcards):
     search = rep.experiments[wildcards.experiment].search
     if search is None:
         return str(rep.arch_path(wildcards.experiment))
-    return f"{RESULTS}/{wildcards.paper}/search/{search}/seed{wildcards.seed}/arch.yaml"
+    return f"{search_path(wildcards.paper, search, wildcards.seed)}/arch.yaml"
 
 
 def searched_flag(wildcards, input):

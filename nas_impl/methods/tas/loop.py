@@ -11,8 +11,7 @@ recipe selects for retraining (`arch.yaml`: the last by default, as TAS's script
 
 from __future__ import annotations
 
-import csv
-import io
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +19,8 @@ from typing import Any
 
 import torch
 
-from nas_impl.errors import NasReproError
-from nas_impl.io import write_atomic, write_json_atomic, write_text_atomic
+from nas_impl.errors import NasReproError, TrainingDiverged
+from nas_impl.io import write_csv_rows_atomic, write_json_atomic
 from nas_impl.methods.tas.derive import derive_spec
 from nas_impl.methods.tas.flops import argmax_macs, expected_macs
 from nas_impl.methods.tas.recipe import SearchRecipe
@@ -29,6 +28,8 @@ from nas_impl.methods.tas.search import search_step, tau_at
 from nas_impl.methods.tas.search_net import TASResNet
 from nas_impl.metrics import count_macs
 from nas_impl.models import build_model, normalize_spec, save_spec
+from nas_impl.runs import training_subset
+from nas_impl.training.checkpoint import check_resumable, load_checkpoint, save_checkpoint
 from nas_impl.training.optim import build_optimizer
 from nas_impl.training.provenance import run_provenance
 from nas_impl.training.schedule import lr_at
@@ -58,12 +59,8 @@ def search_data(dataset: str, recipe: SearchRecipe, seed: int, device: torch.dev
                             "(tas.md §6 #4); retrain the released shapes (archs/ImageNet-ResNet*V1.yaml) instead")
     ds = data.load_dataset(dataset, root=data_root)
     weights = recipe.weights
-    x, y = ds.train_x, ds.train_y
     record: dict[str, Any] = {"dataset": dataset}
-    if weights.train_subset:
-        idx = data.subset(y, weights.train_subset, seed=0)
-        x, y = x[idx], y[idx]
-        record["train_subset"] = data.SplitRecord.create(dataset, 0, {"train_subset": weights.train_subset}, idx).to_dict()
+    x, y = training_subset(dataset, ds.train_x, ds.train_y, weights.train_subset, record)
     split_seed = recipe.tas.split_seed
     first, second = data.split_halves(y, seed=split_seed)
     record["search_split"] = data.SplitRecord.create(
@@ -98,12 +95,11 @@ class TASSearch:
         tas = recipe.tas
         self.a_opt = torch.optim.Adam(self.net.arch_parameters(), lr=tas.arch_lr, betas=tas.arch_betas,
                                       weight_decay=tas.arch_weight_decay)
-        unpruned = {**derive_spec(self.net), "channels": None, "blocks": None}
-        self.max_macs = count_macs(build_model(unpruned), data.input_size)
+        self.base_spec = {**derive_spec(self.net), "channels": None, "blocks": None}  # the unpruned network
+        self.max_macs = count_macs(build_model(self.base_spec), data.input_size)
         self.target_macs = tas.target_ratio * self.max_macs
         self.tolerance_macs = tas.tolerance * self.max_macs
         self.history: list[dict[str, Any]] = []
-        self.best: dict[str, Any] | None = None
         self.elapsed_s = 0.0
         self.start_epoch = 0
 
@@ -116,39 +112,29 @@ class TASSearch:
         upper = self.target_macs + (self.tolerance_macs if self.recipe.tas.paper_tolerance else 0.0)
         return self.target_macs - self.tolerance_macs <= macs <= upper
 
+    def best(self) -> dict[str, Any] | None:
+        """The epoch with the best valid accuracy among those that ended inside the band (the first on ties)."""
+        in_band = [row for row in self.history if row["in_band"]]
+        return max(in_band, key=lambda row: row["valid_top1"]) if in_band else None
+
     # -- checkpoint -----------------------------------------------------------------------------
     def _identity(self) -> dict[str, Any]:
-        return {"recipe": self.recipe.to_dict(), "seed": self.seed, "base": derive_spec(self.net) | {
-            "channels": None, "blocks": None}}
+        return {"recipe": self.recipe.to_dict(), "seed": self.seed, "base": self.base_spec}
 
     def _save(self, epoch: int) -> None:
-        state = {"format": CHECKPOINT_FORMAT, **self._identity(), "net": self.net.state_dict(),
-                 "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(), "epoch": epoch,
-                 "history": self.history, "best": self.best, "elapsed_s": self.elapsed_s}
-        write_atomic(self.checkpoint_path, lambda tmp: torch.save(state, tmp))
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n", extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(self.history)
-        write_text_atomic(self.out_dir / "search_log.csv", buf.getvalue())
+        state = {**self._identity(), "net": self.net.state_dict(), "w_opt": self.w_opt.state_dict(),
+                 "a_opt": self.a_opt.state_dict(), "epoch": epoch, "history": self.history,
+                 "elapsed_s": self.elapsed_s}
+        save_checkpoint(state, self.checkpoint_path, fmt=CHECKPOINT_FORMAT)
+        write_csv_rows_atomic(self.out_dir / "search_log.csv", self.history, LOG_COLUMNS)
 
     def _resume(self) -> None:
-        path = self.checkpoint_path
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
-        except Exception as err:  # truncated or foreign file
-            raise NasReproError(f"cannot read {path} ({type(err).__name__}: {err}); delete it and rerun") from None
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise NasReproError(f"{path} is not a TAS search checkpoint ({CHECKPOINT_FORMAT}); delete it and rerun")
-        mismatched = [k for k, v in self._identity().items() if state.get(k) != v]
-        if mismatched:
-            raise NasReproError(f"cannot resume from {path}: its {', '.join(mismatched)} differ from this search's; "
-                                "delete the checkpoint or rerun without --resume")
+        state = load_checkpoint(self.checkpoint_path, map_location=self.device, fmt=CHECKPOINT_FORMAT)
+        check_resumable(state, self._identity(), self.checkpoint_path)
         self.net.load_state_dict(state["net"])
         self.w_opt.load_state_dict(state["w_opt"])
         self.a_opt.load_state_dict(state["a_opt"])
-        self.start_epoch, self.history = state["epoch"], state["history"]
-        self.best, self.elapsed_s = state["best"], state["elapsed_s"]
+        self.start_epoch, self.history, self.elapsed_s = state["epoch"], state["history"], state["elapsed_s"]
 
     # -- search ---------------------------------------------------------------------------------
     def search_epoch(self, epoch: int) -> dict[str, Any]:
@@ -169,8 +155,8 @@ class TASSearch:
                 group["lr"] = lr
             out = search_step(self.net, self.w_opt, self.a_opt, train_batch, valid_batch, tau, self.target_macs,
                               self.tolerance_macs, tas.flop_weight, tas.paper_tolerance)
-            if not all(v == v and abs(v) != float("inf") for v in out.values()):
-                raise NasReproError(f"TAS search diverged at epoch {epoch + 1}, step {step + 1} (lr {lr:.4g}): {out}; "
+            if not all(math.isfinite(v) for v in out.values()):
+                raise TrainingDiverged(f"TAS search diverged at epoch {epoch + 1}, step {step + 1} (lr {lr:.4g}): {out}; "
                                     "lower the search recipe's 'lr' or 'arch_lr'")
             for key in ("loss", "train_top1", "arch_ce", "valid_top1", "flop_loss"):
                 sums[key] = sums.get(key, 0.0) + out[key]
@@ -196,20 +182,18 @@ class TASSearch:
             row = self.search_epoch(epoch)
             self.elapsed_s += row["epoch_s"]
             self.history.append(row)
-            if row["in_band"] and (self.best is None or row["valid_top1"] > self.best["valid_top1"]):
-                self.best = {k: row[k] for k in ("epoch", "valid_top1", "argmax_macs", "spec")}
             self._save(epoch + 1)
         if last < epochs:
             return {"stopped_after_epoch": last}
         return self._finish()
 
     def _finish(self) -> dict[str, Any]:
-        final = self.history[-1]
+        final, best = self.history[-1], self.best()
         save_spec(final["spec"], self.out_dir / "arch_last.yaml")
-        if self.best is not None:
-            save_spec(self.best["spec"], self.out_dir / "arch_best.yaml")
-        use_best = self.recipe.tas.select == "best" and self.best is not None
-        chosen = next(row for row in self.history if row["epoch"] == self.best["epoch"]) if use_best else final
+        if best is not None:
+            save_spec(best["spec"], self.out_dir / "arch_best.yaml")
+        use_best = self.recipe.tas.select == "best" and best is not None
+        chosen = best if use_best else final
         save_spec(chosen["spec"], self.out_dir / "arch.yaml")
         summary = {
             "method": "tas",
@@ -225,7 +209,7 @@ class TASSearch:
             "in_band": chosen["in_band"],
             "arch": normalize_spec(chosen["spec"]),
             "last": {k: final[k] for k in ("epoch", "argmax_macs", "argmax_ratio", "in_band")},
-            "best": None if self.best is None else {k: v for k, v in self.best.items()},
+            "best": None if best is None else {k: best[k] for k in ("epoch", "valid_top1", "argmax_macs", "spec")},
             "epochs": len(self.history),
             "wall_time_s": self.elapsed_s,
             "recipe": self.recipe.to_dict(),

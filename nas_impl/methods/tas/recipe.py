@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from nas_impl.errors import SpecError
-from nas_impl.training.recipe import Recipe, read_recipe_yaml, recipe_from_dict, unwrap_sources
+from nas_impl.training.recipe import Recipe, recipe_from_dict, unwrap_sources
 
 TAU_SCHEDULES = ("cosine", "linear")
 SELECTIONS = ("last", "best")
@@ -91,6 +90,3 @@ def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") 
     except TypeError as err:
         raise SpecError(f"{origin}: {err}") from None
 
-
-def load_search_recipe(path: str | Path) -> SearchRecipe:
-    return search_recipe_from_dict(read_recipe_yaml(path, "search recipe"), origin=str(path))

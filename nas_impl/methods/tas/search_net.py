@@ -52,13 +52,11 @@ class WidthConv(nn.Module):
         self.choices = width_choices(cout)
         self.bns = nn.ModuleList(nn.BatchNorm2d(c) for c in self.choices)
         self.cin, self.cout, self.kernel, self.stride, self.row = cin, cout, kernel, stride, row
-        self.last_sample: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, logits: torch.Tensor, tau: float,
                 generator: torch.Generator | None) -> torch.Tensor:
         y = self.conv(x)
         idx, weights = sample_widths(logits[: len(self.choices)], tau, generator)
-        self.last_sample = idx
         out = 0
         for i, k in enumerate(idx.tolist()):
             width = self.choices[k]

@@ -42,7 +42,9 @@ def _add_run_verbs(verbs) -> None:
     p = verbs.add_parser("arch", help="an experiment's reference architecture as a normalised spec")
     p.add_argument("--replication", required=True, help="replications/<paper>")
     p.add_argument("--experiment", required=True)
-    p.add_argument("--searched", default=None, help="for an experiment with a search: the search's arch.yaml")
+    p.add_argument("--searched", default=None,
+                   help="for an experiment with a search: the search's arch.yaml, or its search.json for an "
+                        "experiment with a search_target")
     p.add_argument("--out", required=True, help="arch.yaml to write")
     p.set_defaults(func=runs.arch)
 
@@ -70,7 +72,9 @@ def _add_run_verbs(verbs) -> None:
     p.add_argument("--arch", required=True, help="the unpruned base network's spec YAML or registered name")
     p.add_argument("--recipe", required=True, help="search recipe YAML")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--out", required=True, help="search directory (arch.yaml, search_log.csv, search.json)")
+    p.add_argument("--out", required=True, help="search directory (arch.yaml, search.json, logs)")
+    p.add_argument("--stage", default=None,
+                   help="run one stage of a staged method (autoslim: supernet, slim); default: all of them")
     _run_options(p, "search_checkpoint.pt")
     p.set_defaults(func=runs.search)
 

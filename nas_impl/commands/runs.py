@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,23 @@ def arch(args: argparse.Namespace) -> dict:
         raise NasReproError(f"experiment '{experiment.name}' needs {need}")
     info = dataset_info(experiment.dataset)
     source = args.searched or rep.arch_path(experiment.name)
+    if experiment.search_target is not None:
+        source = searched_target_spec(Path(source), experiment.search_target)
     spec = normalize_spec(source, num_classes=info.num_classes, in_channels=info.channels)
     save_spec(spec, args.out)
     return {"experiment": experiment.name, "arch": str(args.out), "from": str(source), "family": spec["family"]}
+
+
+def searched_target_spec(search_json: Path, target: str) -> dict[str, Any]:
+    """The shape a multi-target search recorded for `target` (its search.json's `targets`)."""
+    try:
+        found = json.loads(search_json.read_text())["targets"]
+    except (OSError, ValueError, KeyError) as err:
+        raise NasReproError(f"{search_json}: cannot read the searched shapes ({err}); pass the search's search.json "
+                            "as --searched, or rerun the search") from None
+    if target not in found:
+        raise NasReproError(f"{search_json} recorded no shape for target '{target}' (it has: {', '.join(found)})")
+    return found[target]["arch"]
 
 
 def _experiment(rep, name: str) -> str:
@@ -133,14 +148,22 @@ def search(args: argparse.Namespace) -> dict:
     method = get_method(args.method)
     device = resolve_device(args.device)
     recipe_ = method.recipe_from_dict(read_recipe_yaml(args.recipe, "search recipe"), str(args.recipe))
+    stage = {}
+    if args.stage is not None:
+        if args.stage not in method.stages or len(method.stages) == 1:
+            raise NasReproError(f"--stage '{args.stage}': method '{method.name}' has stages "
+                                f"{', '.join(method.stages)}" + (" (run it without --stage)" if len(method.stages) == 1 else ""))
+        stage = {"stage": args.stage}
     record = {"arch_file": str(args.arch), "recipe_file": str(args.recipe)}
     result = method.run(normalize_spec(args.arch), recipe_, args.dataset, args.out, seed=args.seed, device=device,
-                        data_root=args.data_root, resume=args.resume, stop_after=args.stop_after, record=record)
-    if "arch" not in result:
-        return result  # stopped early on request
-    keys = ("max_macs", "target_macs", "argmax_macs", "macs_reduction", "target_reduction", "in_band", "selected",
-            "wall_time_s")
-    return {k: result[k] for k in keys if k in result} | {"out": str(args.out)}
+                        data_root=args.data_root, resume=args.resume, stop_after=args.stop_after, record=record,
+                        **stage)
+    if "arch" not in result and "targets" not in result:
+        return {k: v for k, v in result.items() if k not in ("recipe", "record", "run")}  # a stage, or stopped early
+    keys = ("max_macs", "base_macs", "target_macs", "argmax_macs", "macs_reduction", "target_reduction", "in_band",
+            "selected", "wall_time_s")
+    found = {t: {"macs": v["macs"], "ratio_of_base": v["ratio_of_base"]} for t, v in result.get("targets", {}).items()}
+    return {k: result[k] for k in keys if k in result} | ({"targets": found} if found else {}) | {"out": str(args.out)}
 
 
 def evaluate(args: argparse.Namespace) -> dict:

@@ -2,7 +2,8 @@
 
 A method validates its search recipes (`recipe_from_dict`, used by the replication manifests
 and `nasrepro recipe --search`) and runs one search (`run`, used by `nasrepro search`), which
-writes `arch.yaml`, `search_log.csv` and `search.json` into its output directory.
+writes `arch.yaml` and `search.json` (and its logs) into its output directory, in one go or
+stage by stage (AutoSlim: `supernet`, then `slim`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from typing import Any, Callable
 from nas_impl.errors import NasReproError
 
 # name -> module that defines METHOD (imported on first use: methods pull in torch and models)
-_MODULES = {"tas": "nas_impl.methods.tas.method"}
+_MODULES = {"autoslim": "nas_impl.methods.autoslim.method", "tas": "nas_impl.methods.tas.method"}
 
 
 @dataclass(frozen=True)
 class SearchMethod:
     name: str
     recipe_from_dict: Callable[..., Any]  # (raw mapping, origin) -> validated search recipe
-    run: Callable[..., dict[str, Any]]  # (base_spec, recipe, dataset, out_dir, *, seed, device, data_root, resume, stop_after, record)
+    run: Callable[..., dict[str, Any]]  # (base_spec, recipe, dataset, out_dir, *, seed, device, data_root, resume, stop_after, record[, stage])
+    # Parts a workflow may run one at a time (`run(..., stage=name)`); one stage: run takes no `stage`.
+    stages: tuple[str, ...] = ("search",)
 
 
 def method_names() -> list[str]:

@@ -3,7 +3,14 @@
 Importing this package registers every family and variant.
 """
 
-from nas_impl.models import mobilenet_v2, resnet_cifar, resnet_imagenet  # noqa: F401  (registers)
+from nas_impl.models import (  # noqa: F401  (registers)
+    mnasnet,
+    mobilenet_v1,
+    mobilenet_v2,
+    resnet_cifar,
+    resnet_imagenet,
+    wrn_cifar,
+)
 from nas_impl.models.registry import (
     SpecModel,
     build_model,

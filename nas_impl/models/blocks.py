@@ -1,5 +1,5 @@
 """Shared building blocks: conv-BN-activation, residual shortcuts, ResNet basic/bottleneck
-blocks and the MobileNetV2 inverted residual.
+blocks and the MobileNetV2 / MNasNet inverted residual.
 
 Attribute names and the order of operations follow torchvision (`conv1`, `bn1`, `downsample`,
 `conv`; the shortcut runs after the main branch and is added in place), so the default ImageNet
@@ -114,15 +114,18 @@ class Bottleneck(nn.Module):
 
 
 class InvertedResidual(nn.Module):
-    """MobileNetV2 block: [1x1 expand] -> 3x3 depthwise -> 1x1 linear projection (+ identity
-    when stride 1 and in == out)."""
+    """MobileNetV2 block: [1x1 expand] -> kxk depthwise -> 1x1 linear projection (+ identity
+    when stride 1 and in == out). `kernel` (depthwise size, 3 in MobileNetV2, 3 or 5 in MNasNet)
+    and `act` (ReLU6 in MobileNetV2, ReLU in MNasNet) generalise it; the defaults give
+    MobileNetV2's block."""
 
-    def __init__(self, cin: int, hidden: int, cout: int, stride: int, expand: bool) -> None:
+    def __init__(self, cin: int, hidden: int, cout: int, stride: int, expand: bool,
+                 kernel: int = 3, act: Activation = nn.ReLU6) -> None:
         super().__init__()
         self.use_res_connect = stride == 1 and cin == cout
-        layers: list[nn.Module] = [conv_bn(cin, hidden, 1, act=nn.ReLU6)] if expand else []
+        layers: list[nn.Module] = [conv_bn(cin, hidden, 1, act=act)] if expand else []
         layers += [
-            conv_bn(hidden, hidden, 3, stride, groups=hidden, act=nn.ReLU6),
+            conv_bn(hidden, hidden, kernel, stride, groups=hidden, act=act),
             nn.Conv2d(hidden, cout, 1, bias=False),
             nn.BatchNorm2d(cout),
         ]

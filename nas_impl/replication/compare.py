@@ -103,7 +103,7 @@ def judge(row: PublishedRow, values: list[float], run_dataset: str | None, scale
     if row.metric in ARCHITECTURE_METRICS:
         relative = rep.search_tolerance if searched else rep.architecture_tolerance
         out["tolerance"] = max(relative * abs(row.value), row.rounding)
-        if searched and scale not in rep.search_scales:
+        if row.other_count or (searched and scale not in rep.search_scales):
             out["verdict"] = NOT_COMPARABLE
             return out
     elif row.metric in ACCURACY_METRICS:
@@ -122,6 +122,8 @@ def _note(row: PublishedRow, verdict: str, run_dataset: str | None, scale: str, 
     notes = [row.note] if row.note else []
     if verdict == NOT_COMPARABLE and row.metric in ACCURACY_METRICS:
         notes.append(f"{scale} scale: trained on {run_dataset}, the paper on {row.dataset}")
+    elif verdict == NOT_COMPARABLE and row.other_count:
+        notes.append("the source counts differently (see the note); reported, not judged")
     elif verdict == NOT_COMPARABLE and searched:
         notes.append(f"{scale} scale: the search is too short to be held to the paper's shape")
     return "; ".join(notes)

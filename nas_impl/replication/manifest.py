@@ -51,6 +51,7 @@ class Experiment:
     scales: tuple[str, ...]
     claims: tuple[Claim, ...]
     search: str | None = None
+    search_target: str | None = None  # which of the search's recorded shapes (AutoSlim targets)
     teacher: str | None = None
     baseline: str | None = None
     train_scales: tuple[str, ...] | None = None
@@ -96,6 +97,12 @@ class Replication:
 
     def run_dataset(self, experiment: str, scale: str) -> str:
         return self.datasets[self.experiments[experiment].dataset][scale]
+
+    def search_targets(self, search: str) -> list[str]:
+        """The targets a multi-target search (its recipe has `targets`) records at all its scales, else []."""
+        entry = self.searches[search]
+        lists = [set(getattr(self.search_recipe(search, scale), "targets", ())) for scale in entry.scales]
+        return sorted(set.intersection(*lists)) if lists else []
 
     def search_run_dataset(self, search: str, scale: str) -> str:
         return self.datasets[self.searches[search].dataset][scale]
@@ -169,7 +176,8 @@ def load_replication(root: str | Path) -> Replication:
         experiments={
             name: Experiment(name, e.get("arch"), e["dataset"], e["recipe"], tuple(e["scales"]),
                              tuple(Claim(c["table"], c["model"], c.get("label", "")) for c in e["claims"]),
-                             search=e.get("search"), teacher=e.get("teacher"), baseline=e.get("baseline"),
+                             search=e.get("search"), search_target=e.get("search_target"),
+                             teacher=e.get("teacher"), baseline=e.get("baseline"),
                              train_scales=tuple(e["train_scales"]) if "train_scales" in e else None)
             for name, e in raw["experiments"].items()
         },
@@ -206,6 +214,12 @@ def _check_references(rep: Replication, path: Path) -> None:
             missing = sorted(set(exp.scales) - set(rep.searches[exp.search].scales))
             if missing:
                 raise SpecError(f"{key}.scales: search '{exp.search}' does not run at {missing}")
+            targets = rep.search_targets(exp.search)
+            if targets and exp.search_target not in targets:
+                raise SpecError(f"{key}.search_target: '{exp.search_target}' is not a target of search "
+                                f"'{exp.search}' at every scale ({', '.join(targets)})")
+        elif exp.search_target is not None:
+            raise SpecError(f"{key}.search_target: only an experiment with a 'search' has a search target")
         for role in ("teacher", "baseline"):
             other = getattr(exp, role)
             if other is None:

@@ -56,6 +56,11 @@ class PublishedRow:
     def unverified(self) -> bool:
         return "[unverified]" in self.note
 
+    @property
+    def other_count(self) -> bool:
+        """Counted under another convention (e.g. BN included in FLOPs): reported, never judged."""
+        return "[other count]" in self.note
+
 
 def _row_error(path: Path, line: int, problem: str) -> SpecError:
     return SpecError(f"{path}, row {line}: {problem}")

@@ -25,7 +25,7 @@ configfile: REPO / "workflows/config.yaml"
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-IMPLEMENTED = ["baselines", "tas"]
+IMPLEMENTED = ["baselines", "tas", "autoslim"]
 SCALE = config["scale"]
 PAPERS = config["papers"] or IMPLEMENTED
 unknown = sorted(set(PAPERS) - set(IMPLEMENTED))
@@ -134,12 +134,14 @@ def recipe_overrides(wildcards):
 
 
 def experiment_arch_source(wildcards):
-    """archs/<arch>.yaml, or for a searched experiment the shape its search derived (same seed)."""
+    """archs/<arch>.yaml, or for a searched experiment the shape its search derived (same seed):
+    its arch.yaml, or the search.json that holds one shape per target (AutoSlim)."""
     rep = REPLICATIONS[wildcards.paper]
-    search = rep.experiments[wildcards.experiment].search
-    if search is None:
+    experiment = rep.experiments[wildcards.experiment]
+    if experiment.search is None:
         return str(rep.arch_path(wildcards.experiment))
-    return f"{search_path(wildcards.paper, search, wildcards.seed)}/arch.yaml"
+    searched = "arch.yaml" if experiment.search_target is None else "search.json"
+    return f"{search_path(wildcards.paper, experiment.search, wildcards.seed)}/{searched}"
 
 
 def searched_flag(wildcards, input):

@@ -1,0 +1,95 @@
+"""AutoSlim search recipes: the super-network's training recipe plus the slimming settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from nas_impl.errors import SpecError
+from nas_impl.training.recipe import Recipe, recipe_from_dict, unwrap_sources
+
+_TARGET = re.compile(r"^(?P<value>\d+(\.\d+)?)(?P<unit>x|M|G)$")
+
+
+def parse_target(text: str) -> tuple[str, float]:
+    """'0.5x' (times the default-width network's MACs), '305M' or '3G' (absolute MACs)."""
+    match = _TARGET.match(str(text))
+    if not match:
+        raise SpecError(f"search recipe key 'targets': '{text}' is not a MACs target; write e.g. '0.5x' "
+                        "(of the default-width network's MACs), '305M' or '3G'")
+    return match["unit"], float(match["value"])
+
+
+@dataclass(frozen=True)
+class AutoSlimSettings:
+    targets: tuple[str, ...]  # MACs targets, recorded on the way down (the first is arch.yaml)
+    supernet_width: float = 1.5  # super-network width, times the default channel list
+    divisions: int = 10  # width steps per group: the paper's 10 groups per layer
+    width_min: float = 0.15  # smallest width of a group, of its full width
+    num_sample_training: int = 4  # sandwich: largest, smallest and n - 2 random configurations
+    inplace_distill: bool = True  # smaller configurations learn the largest one's soft predictions
+    holdout: float = 0.2  # class-balanced share of the training set kept for slimming
+    split_seed: int = 0
+    slim_images: int = 1000  # held-out images that score each candidate
+    slim_batch_size: int = 1000  # BN uses the statistics of batches of this size while scoring
+    calibration_batches: int = 5  # BN recalibration before the super-network is evaluated
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("targets", len(self.targets) >= 1, "a non-empty list such as ['0.5x'] or ['505M', '305M']"),
+            ("supernet_width", self.supernet_width >= 1.0, "at least 1.0"),
+            ("divisions", self.divisions >= 2, "an integer of at least 2"),
+            ("width_min", 0 < self.width_min <= 1, "in (0, 1]"),
+            ("num_sample_training", self.num_sample_training >= 2, "at least 2 (largest and smallest)"),
+            ("holdout", 0 < self.holdout < 1, "in (0, 1)"),
+            ("slim_images", self.slim_images >= 1, "positive"),
+            ("slim_batch_size", self.slim_batch_size >= 2, "at least 2 (BN batch statistics)"),
+            ("calibration_batches", self.calibration_batches >= 1, "positive"),
+        ]
+        for key, ok, expected in checks:
+            if not ok:
+                raise SpecError(f"search recipe key '{key}' = {getattr(self, key)!r}: must be {expected}")
+        for target in self.targets:
+            parse_target(target)
+
+
+@dataclass(frozen=True)
+class SearchRecipe:
+    weights: Recipe  # the super-network's training
+    autoslim: AutoSlimSettings
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return self.autoslim.targets
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {**self.weights.to_dict(), **dataclasses.asdict(self.autoslim)}
+        out["targets"] = list(self.autoslim.targets)
+        out["sources"] = dict(self.weights.sources)
+        return out
+
+
+AUTOSLIM_KEYS = {f.name for f in dataclasses.fields(AutoSlimSettings)}
+
+
+def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") -> SearchRecipe:
+    if not isinstance(raw, dict):
+        raise SpecError(f"{origin}: a search recipe must be a mapping, got {type(raw).__name__}")
+    values, sources = unwrap_sources(dict(raw))
+    known = AUTOSLIM_KEYS | {f.name for f in dataclasses.fields(Recipe)} - {"sources"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SpecError(f"{origin}: unknown search recipe key(s) {unknown}; allowed keys: {sorted(known)}")
+    settings = {k: values.pop(k) for k in list(values) if k in AUTOSLIM_KEYS}
+    if "targets" not in settings:
+        raise SpecError(f"{origin}: search recipe key 'targets' is required, e.g. ['0.5x'] or ['505M', '305M']")
+    if not isinstance(settings["targets"], (list, tuple)):
+        raise SpecError(f"{origin}: search recipe key 'targets' must be a list, got {settings['targets']!r}")
+    settings["targets"] = tuple(str(t) for t in settings["targets"])
+    weights = recipe_from_dict({**values, "sources": sources}, origin)
+    try:
+        return SearchRecipe(weights, AutoSlimSettings(**settings))
+    except (SpecError, TypeError) as err:
+        raise SpecError(f"{origin}: {err}") from None

@@ -1,0 +1,192 @@
+"""A whole AutoSlim search in two resumable stages.
+
+`supernet`: train the slimmable super-network (the default-width network times
+`supernet_width`) with the sandwich rule; every epoch is logged to `supernet_log.csv` and
+checkpointed (`search_checkpoint.pt`), so an interrupted run resumes bit-exactly; the result
+is `supernet.pt` and `supernet.json` (largest and smallest configurations' held-out top-1
+after BN recalibration).
+
+`slim`: greedy slimming of `supernet.pt` on the held-out images down to every target; writes
+`slim_log.csv`, `arch-<target>.yaml` per target, `arch.yaml` (the first target) and
+`search.json` (every target's channel list, MACs and step).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas_impl.errors import NasReproError, TrainingDiverged
+from nas_impl.io import write_csv_rows_atomic, write_json_atomic
+from nas_impl.methods.autoslim.data import SlimData
+from nas_impl.methods.autoslim.greedy import greedy_slim
+from nas_impl.methods.autoslim.recipe import SearchRecipe, parse_target
+from nas_impl.methods.autoslim.space import ChannelSpace, meta_model, widen
+from nas_impl.methods.autoslim.supernet import SlimmableNet, calibrated_accuracy, sandwich_configs, sandwich_step
+from nas_impl.metrics import count_macs
+from nas_impl.models import save_spec
+from nas_impl.training.checkpoint import check_resumable, load_checkpoint, save_checkpoint
+from nas_impl.training.optim import build_optimizer
+from nas_impl.training.provenance import run_provenance
+from nas_impl.training.schedule import lr_at
+from nas_impl.seeds import derive_seed
+from nas_impl.training.seeding import epoch_seed, make_deterministic, seed_everything
+
+STAGES = ("supernet", "slim")
+SUPERNET_COLUMNS = ["epoch", "lr", "loss_largest", "top1_largest", "loss_smallest", "top1_smallest", "epoch_s"]
+SLIM_COLUMNS = ["step", "group", "entries", "width", "macs", "held_out_top1", "candidates", "step_s"]
+CHECKPOINT_FORMAT = "nasrepro-autoslim-search-v1"
+SUPERNET_FORMAT = "nasrepro-autoslim-supernet-v1"
+
+
+class AutoSlimSearch:
+    def __init__(self, base_spec: dict[str, Any], recipe: SearchRecipe, data: SlimData, *, out_dir: str | Path,
+                 seed: int, device: torch.device | str = "cpu", record: dict[str, Any] | None = None) -> None:
+        self.device = torch.device(device)
+        make_deterministic(self.device)
+        self.recipe, self.data, self.seed = recipe, data, seed
+        self.out_dir = Path(out_dir)
+        self.record = {**data.record, **(record or {})}
+        self.base_spec = base_spec
+        settings = recipe.autoslim
+        self.space = ChannelSpace(widen(base_spec, settings.supernet_width), settings.divisions, settings.width_min,
+                                  data.input_size)
+        self.base_macs = count_macs(meta_model(base_spec), data.input_size)
+        seed_everything(seed)  # the super-network's initialisation depends on the seed only
+        self.model = SlimmableNet(self.space).to(self.device, memory_format=torch.channels_last)
+        self.history: list[dict[str, Any]] = []
+        self.elapsed_s = 0.0
+        self.start_epoch = 0
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "search_checkpoint.pt"
+
+    @property
+    def supernet_path(self) -> Path:
+        return self.out_dir / "supernet.pt"
+
+    def target_macs(self) -> list[tuple[str, float]]:
+        out = []
+        for target in self.recipe.autoslim.targets:
+            unit, value = parse_target(target)
+            out.append((target, value * {"x": self.base_macs, "M": 1e6, "G": 1e9}[unit]))
+        return out
+
+    def _identity(self) -> dict[str, Any]:
+        return {"recipe": self.recipe.to_dict(), "seed": self.seed, "base": self.base_spec}
+
+    # -- stage 1: the super-network ---------------------------------------------------------------
+    def train_supernet(self, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        optimizer = build_optimizer(self.model, self.recipe.weights)
+        if resume and self.checkpoint_path.exists():
+            state = load_checkpoint(self.checkpoint_path, map_location=self.device, fmt=CHECKPOINT_FORMAT)
+            check_resumable(state, self._identity(), self.checkpoint_path)
+            self.model.load_state_dict(state["net"])
+            optimizer.load_state_dict(state["optimizer"])
+            self.start_epoch, self.history, self.elapsed_s = state["epoch"], state["history"], state["elapsed_s"]
+        epochs = self.recipe.weights.epochs
+        last = epochs if stop_after is None else min(stop_after, epochs)
+        for epoch in range(self.start_epoch, last):
+            row = self._epoch(epoch, optimizer)
+            self.elapsed_s += row["epoch_s"]
+            self.history.append(row)
+            state = {**self._identity(), "net": self.model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "epoch": epoch + 1, "history": self.history, "elapsed_s": self.elapsed_s}
+            save_checkpoint(state, self.checkpoint_path, fmt=CHECKPOINT_FORMAT)
+            write_csv_rows_atomic(self.out_dir / "supernet_log.csv", self.history, SUPERNET_COLUMNS)
+        if last < epochs:
+            return {"stopped_after_epoch": last}
+        return self._finish_supernet()
+
+    def _epoch(self, epoch: int, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        torch.manual_seed(epoch_seed(self.seed, epoch))
+        generator = torch.Generator().manual_seed(derive_seed("autoslim-sandwich", self.seed, epoch))
+        loader = self.data.train_loader
+        loader.set_epoch(epoch)
+        weights, settings = self.recipe.weights, self.recipe.autoslim
+        steps = len(loader)
+        sums: dict[str, float] = {}
+        start = time.perf_counter()
+        self.model.train()
+        for step, batch in enumerate(loader):
+            lr = lr_at(weights, epoch * steps + step, steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            configs = sandwich_configs(self.space, settings.num_sample_training, generator)
+            out = sandwich_step(self.model, optimizer, batch, configs, settings.inplace_distill,
+                                weights.label_smoothing)
+            if not all(math.isfinite(v) for v in out.values()):
+                raise TrainingDiverged(f"AutoSlim super-network training diverged at epoch {epoch + 1}, step "
+                                       f"{step + 1} (lr {lr:.4g}): {out}; lower the search recipe's 'lr'")
+            for key, value in out.items():
+                sums[key] = sums.get(key, 0.0) + value
+        return {"epoch": epoch + 1, "lr": lr, **{k: v / steps for k, v in sums.items()},
+                "epoch_s": time.perf_counter() - start}
+
+    def _finish_supernet(self) -> dict[str, Any]:
+        supernet = {**self._identity(), "spec": self.space.spec, "net": self.model.net.state_dict(),
+                    "input_size": list(self.data.input_size), "epochs": len(self.history),
+                    "wall_time_s": self.elapsed_s}
+        save_checkpoint(supernet, self.supernet_path, fmt=SUPERNET_FORMAT)
+        calibration = [x for x, _ in _take(self.data.train_loader, self.recipe.autoslim.calibration_batches)]
+        evaluated = {name: calibrated_accuracy(self.model, config, calibration, self.data.held_out)
+                     for name, config in (("largest", self.space.largest()), ("smallest", self.space.smallest()))}
+        summary = {"stage": "supernet", "supernet_spec": self.space.spec, "base_macs": self.base_macs,
+                   "held_out_recalibrated": evaluated, "epochs": len(self.history), "wall_time_s": self.elapsed_s,
+                   "recipe": self.recipe.to_dict(), "record": self.record, "run": run_provenance(self.device, self.seed)}
+        write_json_atomic(self.out_dir / "supernet.json", summary)
+        return summary
+
+    # -- stage 2: greedy slimming -----------------------------------------------------------------
+    def load_supernet(self) -> None:
+        if not self.supernet_path.exists():
+            raise NasReproError(f"{self.supernet_path} not found: run the 'supernet' stage first "
+                                "(nasrepro search --method autoslim --stage supernet ...)")
+        state = load_checkpoint(self.supernet_path, map_location=self.device, fmt=SUPERNET_FORMAT)
+        check_resumable(state, self._identity(), self.supernet_path)
+        self.model.net.load_state_dict(state["net"])
+        self.elapsed_s = state["wall_time_s"]
+
+    def slim(self) -> dict[str, Any]:
+        self.load_supernet()
+        rows: list[dict[str, Any]] = []
+
+        def log(row: dict[str, Any]) -> None:
+            rows.append(row)
+            if len(rows) % 10 == 0:
+                write_csv_rows_atomic(self.out_dir / "slim_log.csv", rows, SLIM_COLUMNS)
+
+        start = time.perf_counter()
+        result = greedy_slim(self.model, self.data.held_out, self.target_macs(), on_step=log)
+        slim_s = time.perf_counter() - start
+        write_csv_rows_atomic(self.out_dir / "slim_log.csv", rows, SLIM_COLUMNS)
+        archs = {}
+        for found in result.found:
+            spec = self.space.spec_of(found.config)
+            save_spec(spec, self.out_dir / f"arch-{found.target}.yaml")
+            archs[found.target] = {"target_macs": found.target_macs, "macs": found.macs,
+                                   "ratio_of_base": found.macs / self.base_macs, "previous_macs": found.previous_macs,
+                                   "step": found.step, "held_out_top1": found.top1, "arch": spec}
+        first = self.recipe.autoslim.targets[0]
+        save_spec(archs[first]["arch"], self.out_dir / "arch.yaml")
+        summary = {"method": "autoslim", "base_macs": self.base_macs, "supernet_macs": self.space.macs(self.space.largest()),
+                   "targets": archs, "selected": first, "steps": len(rows), "slim_s": slim_s,
+                   "wall_time_s": self.elapsed_s + slim_s, "recipe": self.recipe.to_dict(), "record": self.record,
+                   "run": run_provenance(self.device, self.seed)}
+        write_json_atomic(self.out_dir / "search.json", summary)
+        return summary
+
+
+def _take(loader: Any, n: int) -> list[Any]:
+    out = []
+    for batch in loader:
+        if len(out) == n:
+            break
+        out.append(batch)
+    return out

@@ -1,0 +1,244 @@
+"""The channel space AutoSlim searches: a family's per-layer channel list, split into groups.
+
+A configuration is a family channel list (the family's `channels` spec key, e.g. AutoSlim's
+`channel_num_list` order for MobileNetV2). Entries joined by a residual addition must stay equal
+(the official code excludes such `linked` layers from independent slimming), so the list is
+partitioned into *groups* that move together. Each group may take a width from its grid: the
+full (super-network) width split into `divisions` equal steps (the paper's 10 groups per
+layer), never below `width_min` of the full width.
+
+A configuration's per-conv output widths come from building the plain family network for it on
+the meta device (no memory, no compute) and reading each conv's `out_channels` by module name:
+the slimmable network and the plain one have the same module names by construction.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from nas_impl.errors import NasReproError
+from nas_impl.metrics import count_macs
+from nas_impl.models import build_model, normalize_spec
+from nas_impl.models.mnasnet import block_strides as mnasnet_strides
+from nas_impl.models.mnasnet import default_channels as mnasnet_channels
+from nas_impl.models.mobilenet_v1 import default_channels as mbv1_channels
+from nas_impl.models.mobilenet_v2 import block_strides as mbv2_strides
+from nas_impl.models.mobilenet_v2 import default_channels as mbv2_channels
+from nas_impl.models.mobilenet_v2 import make_divisible
+from nas_impl.models.resnet import default_channels as resnet_channels
+from nas_impl.models.resnet_imagenet import LAYOUTS
+from nas_impl.models.wrn_cifar import default_channels as wrn_channels
+
+Groups = list[list[int]]
+
+
+# A residual block as (index of its input width, index of its output width, stride).
+Block = tuple[int, int, int]
+
+
+def _inverted_residual_blocks(strides: Callable[[str], list[int]]) -> Callable[[dict[str, Any]], list[Block]]:
+    """[stem, block0 out, (expand, out) per block, last conv]: block i > 0 writes entry 2i + 1."""
+
+    def blocks(spec: dict[str, Any]) -> list[Block]:
+        out, cin = [], 0
+        for i, stride in enumerate(strides(spec["stem"])):
+            cout = 1 if i == 0 else 2 * i + 1
+            out.append((cin, cout, stride))
+            cin = cout
+        return out
+
+    return blocks
+
+
+def _resnet_blocks(stage_depths: list[int], per_block: int) -> list[Block]:
+    """[stem, (widths of each block)...]; the first block of every stage after the first is strided."""
+    out, cin, index = [], 0, 1
+    for s, depth in enumerate(stage_depths):
+        for b in range(depth):
+            cout = index + per_block - 1
+            out.append((cin, cout, 2 if s > 0 and b == 0 else 1))
+            cin, index = cout, index + per_block
+    return out
+
+
+def _cifar_depths(spec: dict[str, Any]) -> list[int]:
+    return [(spec["depth"] - 2) // (6 if spec["block"] == "basic" else 9)] * 3
+
+
+def _resnet_cifar_channels(spec: dict[str, Any]) -> list[int]:
+    w = spec["base_width"]
+    return spec["channels"] or resnet_channels(w, _cifar_depths(spec), spec["block"], [w, 2 * w, 4 * w],
+                                               spec["expansion"])
+
+
+def _resnet_imagenet_channels(spec: dict[str, Any]) -> list[int]:
+    block, depths = LAYOUTS[spec["depth"]]
+    w = spec["base_width"]
+    return spec["channels"] or resnet_channels(w, depths, block, [w, 2 * w, 4 * w, 8 * w], 4)
+
+
+def _resnet_imagenet_blocks(spec: dict[str, Any]) -> list[Block]:
+    block, depths = LAYOUTS[spec["depth"]]
+    return _resnet_blocks(depths, 2 if block == "basic" else 3)
+
+
+@dataclass(frozen=True)
+class FamilySpace:
+    channels: Callable[[dict[str, Any]], list[int]]  # the spec's full channel list
+    blocks: Callable[[dict[str, Any]], list[Block]]  # blocks that may add their input to their output
+    defaults: dict[str, Any]  # the width keys a channel list replaces, at the values it requires
+
+
+SPACES: dict[str, FamilySpace] = {
+    "mobilenet-v2": FamilySpace(lambda s: s["channels"] or mbv2_channels(s["width_mult"]),
+                                _inverted_residual_blocks(mbv2_strides), {"width_mult": 1.0}),
+    "mnasnet": FamilySpace(lambda s: s["channels"] or mnasnet_channels(s["width_mult"]),
+                           _inverted_residual_blocks(mnasnet_strides), {"width_mult": 1.0}),
+    "mobilenet-v1": FamilySpace(lambda s: s["channels"] or mbv1_channels(s["width_mult"]), lambda s: [],
+                                {"width_mult": 1.0}),
+    "resnet-cifar": FamilySpace(_resnet_cifar_channels,
+                                lambda s: _resnet_blocks(_cifar_depths(s), 2 if s["block"] == "basic" else 3),
+                                {"base_width": 16}),
+    "resnet-imagenet": FamilySpace(_resnet_imagenet_channels, _resnet_imagenet_blocks, {"base_width": 64}),
+    "wrn-cifar": FamilySpace(lambda s: s["channels"] or wrn_channels(s["depth"], s["widen"]),
+                             lambda s: _resnet_blocks([(s["depth"] - 4) // 6] * 3, 2), {"widen": 4}),
+}
+
+
+def residual_groups(spec: dict[str, Any]) -> Groups:
+    """Partition the channel list: entries an identity shortcut adds together (a stride-1 block
+    whose input and output widths are equal at full size) form one group; the rest are alone."""
+    full = full_channels(spec)
+    parent = list(range(len(full)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for cin, cout, stride in family_space(spec).blocks(spec):
+        if stride == 1 and full[cin] == full[cout]:
+            parent[root(cout)] = root(cin)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(full)):
+        groups.setdefault(root(i), []).append(i)
+    return sorted(groups.values(), key=min)
+
+
+def family_space(spec: dict[str, Any]) -> FamilySpace:
+    family = spec["family"]
+    if family not in SPACES:
+        raise NasReproError(f"AutoSlim has no channel space for family '{family}'; "
+                            f"supported: {', '.join(sorted(SPACES))}")
+    return SPACES[family]
+
+
+def full_channels(spec: dict[str, Any]) -> list[int]:
+    return list(family_space(spec).channels(spec))
+
+
+def widen(spec: dict[str, Any], factor: float) -> dict[str, Any]:
+    """The super-network: every entry of the spec's channel list times `factor`, rounded to a
+    multiple of 8 as the families round widths (entries below 8 are only rounded up to an integer)."""
+    spec = normalize_spec(spec)
+    wide = [make_divisible(c * factor) if c >= 8 else math.ceil(c * factor) for c in full_channels(spec)]
+    return normalize_spec({**spec, **family_space(spec).defaults, "channels": wide})
+
+
+def grid(full: int, divisions: int, width_min: float) -> list[int]:
+    """Widths a group may take: ceil(full * k / divisions), k = 1..divisions, >= width_min * full."""
+    lowest = max(1, math.ceil(width_min * full - 1e-9))
+    return sorted({w for k in range(1, divisions + 1) if (w := math.ceil(full * k / divisions - 1e-9)) >= lowest})
+
+
+class ChannelSpace:
+    """Groups, width grids and the configurations of one super-network spec."""
+
+    def __init__(self, spec: dict[str, Any], divisions: int = 10, width_min: float = 0.15,
+                 input_size: tuple[int, int, int] = (3, 32, 32)) -> None:
+        self.spec = normalize_spec(spec)
+        self.full = full_channels(self.spec)
+        if self.spec.get("shortcut") == "A":
+            raise NasReproError("AutoSlim needs slimmable shortcuts: the zero-padding shortcut 'A' is not; "
+                                "use 'shortcut: B' (a 1x1 conv) in the base network's spec")
+        self.groups = residual_groups(self.spec)
+        self.grids = [grid(self.full[g[0]], divisions, width_min) for g in self.groups]
+        self.input_size = input_size
+
+    # A configuration is held as one grid index per group.
+    def largest(self) -> tuple[int, ...]:
+        return tuple(len(g) - 1 for g in self.grids)
+
+    def smallest(self) -> tuple[int, ...]:
+        return tuple(0 for _ in self.grids)
+
+    def random(self, generator: torch.Generator) -> tuple[int, ...]:
+        """Every group at an independent uniformly drawn width (AutoSlim's non-uniform sampling)."""
+        return tuple(int(torch.randint(len(g), (1,), generator=generator)) for g in self.grids)
+
+    def channels(self, config: tuple[int, ...]) -> list[int]:
+        out = list(self.full)
+        for group, widths, k in zip(self.groups, self.grids, config):
+            for i in group:
+                out[i] = widths[k]
+        return out
+
+    def spec_of(self, config: tuple[int, ...]) -> dict[str, Any]:
+        return normalize_spec({**self.spec, "channels": self.channels(config)})
+
+    def conv_widths(self, config: tuple[int, ...]) -> dict[str, int]:
+        return _conv_widths(_freeze(self.spec_of(config)), self.conv_names)
+
+    @functools.cached_property
+    def conv_names(self) -> tuple[str, ...]:
+        return tuple(_plain_conv_widths(meta_model(self.spec)))
+
+    def macs(self, config: tuple[int, ...]) -> int:
+        return _macs(_freeze(self.spec_of(config)), self.input_size)
+
+
+def _freeze(spec: dict[str, Any]) -> tuple:
+    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(spec.items()))
+
+
+def _thaw(frozen: tuple) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in frozen}
+
+
+def meta_model(spec: dict[str, Any]) -> nn.Module:
+    with torch.device("meta"):
+        return build_model(spec)
+
+
+def _plain_conv_widths(model: nn.Module) -> dict[str, int]:
+    return {name: m.out_channels for name, m in model.named_modules()
+            if isinstance(m, nn.Conv2d) and not (m.groups > 1 and m.groups == m.in_channels == m.out_channels)}
+
+
+@functools.lru_cache(maxsize=4096)
+def _conv_widths(frozen: tuple, names: tuple[str, ...]) -> dict[str, int]:
+    """Output width per super-network conv. A projection shortcut the plain network drops (its
+    block's input and output widths happen to be equal in this configuration) runs at its block's
+    output width, the width of the block's last conv."""
+    widths = _plain_conv_widths(meta_model(_thaw(frozen)))
+    for name in names:
+        if name not in widths:
+            block = name.split(".downsample")[0] if ".downsample" in name else name.rsplit(".", 1)[0]
+            inside = [w for n, w in widths.items() if n.startswith(block + ".")]
+            if not inside:
+                raise NasReproError(f"no width for super-network conv '{name}' in configuration {_thaw(frozen)}")
+            widths[name] = inside[-1]
+    return widths
+
+
+@functools.lru_cache(maxsize=4096)
+def _macs(frozen: tuple, input_size: tuple[int, int, int]) -> int:
+    return count_macs(meta_model(_thaw(frozen)), input_size)

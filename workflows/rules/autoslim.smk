@@ -1,0 +1,72 @@
+# AutoSlim: train a slimmable super-network (the default-width network times supernet_width) with
+# the sandwich rule, then greedily slim it on held-out training images down to every MACs target.
+# Each found shape (search.json's targets) is retrained from scratch by the shared chain
+# (train.smk), next to the default-width network trained the same way; see
+# replications/autoslim/README.md.
+
+
+rule autoslim_supernet:
+    input:
+        base=search_base_arch,
+        recipe=f"{RESULTS}/{{paper}}/search/{{search}}/recipe.yaml",
+        data=search_data_stamp,
+    output:
+        supernet=f"{RESULTS}/{{paper}}/search/{{search}}/seed{{seed}}/supernet.pt",
+        log_csv=f"{RESULTS}/{{paper}}/search/{{search}}/seed{{seed}}/supernet_log.csv",
+        summary=f"{RESULTS}/{{paper}}/search/{{search}}/seed{{seed}}/supernet.json",
+    wildcard_constraints:
+        paper="autoslim",
+    log:
+        f"{RESULTS}/logs/{{paper}}/supernet/{{search}}-seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{paper}}/supernet/{{search}}-seed{{seed}}.tsv"
+    params:
+        dataset=search_dataset,
+        out=search_dir,
+        data_root=config["data_root"],
+        device=config["device"],
+    threads: train_threads
+    resources:
+        gpu=train_resource("gpu"),
+        mem_mb=train_resource("mem_mb"),
+        runtime=train_resource("runtime"),
+    conda:
+        CONDA_ENV
+    shell:
+        "OMP_NUM_THREADS={threads} nasrepro search --method autoslim --stage supernet --arch {input.base} "
+        "--recipe {input.recipe} --dataset {params.dataset} --data-root {params.data_root} "
+        "--out {params.out} --seed {wildcards.seed} --device {params.device} --resume > {log} 2>&1"
+
+
+rule autoslim_slim:
+    input:
+        base=search_base_arch,
+        recipe=f"{RESULTS}/{{paper}}/search/{{search}}/recipe.yaml",
+        supernet=f"{RESULTS}/{{paper}}/search/{{search}}/seed{{seed}}/supernet.pt",
+        data=search_data_stamp,
+    output:
+        summary=f"{RESULTS}/{{paper}}/search/{{search}}/seed{{seed}}/search.json",
+        arch=f"{RESULTS}/{{paper}}/search/{{search}}/seed{{seed}}/arch.yaml",
+        log_csv=f"{RESULTS}/{{paper}}/search/{{search}}/seed{{seed}}/slim_log.csv",
+    wildcard_constraints:
+        paper="autoslim",
+    log:
+        f"{RESULTS}/logs/{{paper}}/slim/{{search}}-seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{paper}}/slim/{{search}}-seed{{seed}}.tsv"
+    params:
+        dataset=search_dataset,
+        out=search_dir,
+        data_root=config["data_root"],
+        device=config["device"],
+    threads: train_threads
+    resources:
+        gpu=train_resource("gpu"),
+        mem_mb=train_resource("mem_mb"),
+        runtime=train_resource("runtime"),
+    conda:
+        CONDA_ENV
+    shell:
+        "OMP_NUM_THREADS={threads} nasrepro search --method autoslim --stage slim --arch {input.base} "
+        "--recipe {input.recipe} --dataset {params.dataset} --data-root {params.data_root} "
+        "--out {params.out} --seed {wildcards.seed} --device {params.device} > {log} 2>&1"

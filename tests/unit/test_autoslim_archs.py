@@ -67,6 +67,7 @@ BASELINES = {  # file: the registered variant it saves (resnet56-cifar with a co
     "mobilenet_v2-cifar": spec_for("mobilenetv2-cifar"),
     "resnet56-cifar": {**spec_for("resnet56-cifar"), "shortcut": "B"},
     "wrn40-4-cifar": spec_for("wrn40-4-cifar"),
+    "mobilenet_v2-cifar-0.35x": {**spec_for("mobilenetv2-cifar"), "width_mult": 0.35},  # the CPU-sized search
 }
 
 NEW_VARIANTS = ["mobilenetv1-imagenet", "mobilenetv1-cifar", "mnasnet-imagenet", "wrn40-4-cifar"]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -124,3 +125,56 @@ def test_train_teacher_flag_needs_a_distilling_recipe(tmp_path, capsys):
     recipe.write_text(yaml.safe_dump({**TINY_RECIPE, "distill": {"temperature": 4.0, "alpha": 0.9}}))
     code, _, err = run_cli(capsys, *args)
     assert code == 2 and "names no teacher: pass --teacher" in err
+
+
+AUTOSLIM = str(Path(__file__).resolve().parents[2] / "replications/autoslim")
+AUTOSLIM_RECIPE = {"epochs": 2, "batch_size": 32, "lr": 0.05, "train_subset": 200, "targets": ["0.5x", "0.3x"],
+                   "divisions": 4, "width_min": 0.25, "slim_images": 40, "slim_batch_size": 20,
+                   "calibration_batches": 2, "augment": {"crop_padding": 2, "flip": True}}
+
+
+def _autoslim(capsys, tmp_path, out_dir, *extra):
+    recipe, arch = tmp_path / "recipe.yaml", tmp_path / "resnet8.yaml"
+    recipe.write_text(yaml.safe_dump(AUTOSLIM_RECIPE))
+    arch.write_text(yaml.safe_dump({"family": "resnet-cifar", "depth": 8, "shortcut": "B"}))
+    return run_cli(capsys, "search", "--method", "autoslim", "--arch", str(arch), "--recipe", str(recipe),
+                   "--dataset", "fashion-mnist", "--out", str(out_dir), "--device", "cpu", *extra)
+
+
+def test_autoslim_search_stages_resume_bit_exactly_and_record_every_target(tmp_path, capsys):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    code, summary, err = _autoslim(capsys, tmp_path, whole)
+    assert code == 0, err
+    assert set(summary["targets"]) == {"0.5x", "0.3x"} and summary["targets"]["0.3x"]["ratio_of_base"] <= 0.3
+    code, out, err = _autoslim(capsys, tmp_path, parts, "--stage", "supernet", "--stop-after", "1")
+    assert code == 0 and out == {"stopped_after_epoch": 1}, err
+    code, out, err = _autoslim(capsys, tmp_path, parts, "--stage", "supernet", "--resume")
+    assert code == 0 and out["held_out_recalibrated"]["largest"]["top1"] >= 0, err
+    code, _, err = _autoslim(capsys, tmp_path, parts, "--stage", "slim")
+    assert code == 0, err
+    logs = [pd.read_csv(d / "supernet_log.csv").drop(columns="epoch_s") for d in (whole, parts)]
+    pd.testing.assert_frame_equal(*logs)  # interrupted and resumed == uninterrupted, bit for bit
+    first, second = (json.loads((d / "search.json").read_text())["targets"] for d in (whole, parts))
+    assert {t: v["arch"] for t, v in first.items()} == {t: v["arch"] for t, v in second.items()}
+    assert (whole / "arch.yaml").read_text() == (whole / "arch-0.5x.yaml").read_text()
+    code, _, err = _autoslim(capsys, tmp_path, parts, "--stage", "search")
+    assert code == 2 and "has stages supernet, slim" in err
+    code, _, err = _autoslim(capsys, tmp_path, tmp_path / "empty", "--stage", "slim")
+    assert code == 2 and "run the 'supernet' stage first" in err
+
+
+def test_arch_of_a_search_target_reads_its_shape_from_search_json(tmp_path, capsys):
+    spec = {"family": "mobilenet-v2", "stem": "cifar", "num_classes": 10, "in_channels": 1, "dropout": 0.0,
+            "channels": [8, 8, 24, 8, 24, 8] + [24, 16] * 14 + [64]}
+    search_json = tmp_path / "search.json"
+    search_json.write_text(json.dumps({"targets": {"0.5x": {"arch": spec}}}))
+    out = tmp_path / "arch.yaml"
+    code, _, err = run_cli(capsys, "arch", "--replication", AUTOSLIM, "--experiment", "AutoSlim-MBv2x0.35-C10-0.5x",
+                           "--searched", str(search_json), "--out", str(out))
+    assert code == 0, err
+    written = yaml.safe_load(out.read_text())
+    assert written["channels"] == spec["channels"] and written["in_channels"] == 3
+    search_json.write_text(json.dumps({"targets": {"0.3x": {"arch": spec}}}))
+    code, _, err = run_cli(capsys, "arch", "--replication", AUTOSLIM, "--experiment", "AutoSlim-MBv2x0.35-C10-0.5x",
+                           "--searched", str(search_json), "--out", str(out))
+    assert code == 2 and "no shape for target '0.5x'" in err

@@ -20,7 +20,7 @@ from nas_impl.replication import load_replication
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 CHAIN = ["prepare_data", "recipe", "arch", "train", "evaluate", "arch_metrics", "compare", "plot", "report"]
-PAPERS = ["baselines", "tas"]
+PAPERS = ["baselines", "tas", "autoslim"]
 
 
 def snakemake(*args: str, cwd: Path = REPO, check: bool = True) -> subprocess.CompletedProcess:
@@ -42,10 +42,14 @@ def test_lint_is_clean():
     assert "Congratulations, your workflow is in a good condition" in result.stdout + result.stderr, result.stdout
 
 
+SEARCH_RULES = {"tas": ["tas_search"], "autoslim": ["autoslim_supernet", "autoslim_slim"]}
+SEARCH_RULES_ALL = [rule for rules in SEARCH_RULES.values() for rule in rules]
+
+
 def expected_jobs(scale: str) -> dict[str, int]:
     """Job counts of one scale, from the manifests: every experiment's architecture is measured,
     only the experiments trained at the scale are trained, and each searched shape is searched once."""
-    counts = dict.fromkeys(["arch", "train", "recipe", "tas_search", "search_recipe", "compare"], 0)
+    counts = dict.fromkeys(["arch", "train", "recipe", "search_recipe", "compare", *SEARCH_RULES_ALL], 0)
     for paper in PAPERS:
         rep = load_replication(REPO / "replications" / paper)
         n_seeds = len(rep.seeds[scale])
@@ -55,7 +59,9 @@ def expected_jobs(scale: str) -> dict[str, int]:
         counts["arch"] += len(names) * n_seeds
         counts["train"] += len(trained) * n_seeds
         counts["recipe"] += len({e.recipe for e in trained})
-        counts["tas_search"] += len(searches) * n_seeds
+        for search in searches:
+            for rule in SEARCH_RULES[rep.searches[search].method]:
+                counts[rule] += n_seeds
         counts["search_recipe"] += len(searches)
         counts["compare"] += len(rep.tables)
     return counts
@@ -71,7 +77,7 @@ def test_dry_run_contains_every_rule_of_the_chain(tmp_path, scale, profile):
     assert counts["arch"] == counts["arch_metrics"] == expected["arch"]
     assert counts["train"] == counts["evaluate"] == expected["train"]
     assert counts["compare"] == counts["plot"] == expected["compare"]
-    for rule in ("recipe", "tas_search", "search_recipe"):
+    for rule in ("recipe", "search_recipe", *SEARCH_RULES_ALL):
         assert counts.get(rule, 0) == expected[rule], (rule, counts)
     assert counts["report"] == 1
     assert set(CHAIN) <= set(counts) and counts["tas_search"] >= 1
@@ -81,9 +87,12 @@ def test_paper_scale_runs_three_seeds_of_every_table(tmp_path):
     result = snakemake("-n", "--config", "scale=paper", "--directory", str(tmp_path))
     counts = job_counts(result.stdout)
     # baselines: 14 networks; TAS: per depth (5) and CIFAR dataset (2) the teacher, the released
-    # shape, the searched shape with and without KD, and the two ImageNet teachers and shapes.
-    assert counts["train"] == (14 + 5 * 2 * 4 + 2 * 2) * 3
+    # shape, the searched shape with and without KD, and the two ImageNet teachers and shapes; 3 seeds.
+    # AutoSlim (one seed): 3 CIFAR networks at default width and 8 slimmed shapes (ResNet-56 and WRN-40-4
+    # at 0.5x and 0.3x, MobileNetV2 also at 88M), 4 ImageNet networks and the 13 released configurations.
+    assert counts["train"] == (14 + 5 * 2 * 4 + 2 * 2) * 3 + (3 + 7 + 4 + 13)
     assert counts["tas_search"] == 5 * 2 * 3
+    assert counts["autoslim_supernet"] == counts["autoslim_slim"] == 3
     assert counts["prepare_data"] == 3  # cifar10, cifar100, imagenet
 
 
@@ -171,3 +180,28 @@ def test_tas_chain_end_to_end(tmp_path):
     assert c100.loc[("ResNet-56 TAS [released shape, KD]", "macs_reduction"), "verdict"] == "reproduced"
     assert c100.loc[("ResNet-56 TAS [released shape, KD]", "top1"), "verdict"] == "not run"
     assert (tmp_path / "results/smoke/report.html").is_file()
+
+
+AUTOSLIM_TINY = ["scale=smoke", "papers=[autoslim]",
+                 "experiments=[AutoSlim-MBv2x0.35-C10-0.5x,mobilenet_v2-305M]",
+                 "recipe_overrides={epochs: 1, train_subset: 256, test_subset: 200, batch_size: 64}"]
+
+
+def test_autoslim_chain_end_to_end(tmp_path):
+    """Super-network -> greedy slimming -> retrain the slimmed shape and the default width -> compare."""
+    snakemake("--cores", "2", "--directory", str(tmp_path), "--config", *AUTOSLIM_TINY)
+    autoslim = tmp_path / "results/smoke/autoslim"
+    search_dir = autoslim / "search/autoslim-MBv2x0.35-C10/seed0"
+    search = json.loads((search_dir / "search.json").read_text())
+    found = search["targets"]["0.5x"]
+    assert found["macs"] <= 0.5 * search["base_macs"] < found["previous_macs"]
+    assert (search_dir / "supernet.pt").is_file() and (search_dir / "slim_log.csv").is_file()
+    slimmed = json.loads((autoslim / "AutoSlim-MBv2x0.35-C10-0.5x/seed0/metrics.json").read_text())
+    default = json.loads((autoslim / "MBv2x0.35-C10/seed0/metrics.json").read_text())
+    assert slimmed["spec"]["channels"] == found["arch"]["channels"]
+    assert slimmed["recipe"] == default["recipe"]  # the same recipe for the found and the default widths
+    assert slimmed["architecture"]["macs"] < default["architecture"]["macs"]
+    table = pd.read_csv(autoslim / "tables/table1-imagenet.csv").set_index(["model", "metric"])
+    released = table.loc["AutoSlim-MobileNetV2 305M [released config]"]
+    assert released.loc["macs", "verdict"] == released.loc["params_no_norm", "verdict"] == "reproduced"
+    assert released.loc["top1_err", "verdict"] == "not run"  # released configs train at paper scale only

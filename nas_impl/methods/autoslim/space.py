@@ -7,9 +7,9 @@ partitioned into *groups* that move together. Each group may take a width from i
 full (super-network) width split into `divisions` equal steps (the paper's 10 groups per
 layer), never below `width_min` of the full width.
 
-A configuration's per-conv output widths come from building the plain family network for it on
-the meta device (no memory, no compute) and reading each conv's `out_channels` by module name:
-the slimmable network and the plain one have the same module names by construction.
+Which entry sets each conv's output width is found once, by narrowing each group in the plain
+family network built on the meta device (no memory, no compute) and reading which convs follow,
+by module name: the slimmable network is the plain one at full widths, so the names match.
 """
 
 from __future__ import annotations
@@ -195,11 +195,26 @@ class ChannelSpace:
         return normalize_spec({**self.spec, "channels": self.channels(config)})
 
     def conv_widths(self, config: tuple[int, ...]) -> dict[str, int]:
-        return _conv_widths(_freeze(self.spec_of(config)), self.conv_names)
+        """Output width of every (non-depthwise) conv of the super-network at `config`."""
+        return {name: self.grids[g][config[g]] for name, g in self.conv_groups.items()}
 
     @functools.cached_property
-    def conv_names(self) -> tuple[str, ...]:
-        return tuple(_plain_conv_widths(meta_model(self.spec)))
+    def conv_groups(self) -> dict[str, int]:
+        """Which group sets each conv's output width, found once by narrowing each group in turn in the
+        plain network (built on the meta device) and seeing which convs follow."""
+        full = _plain_conv_widths(meta_model(self.spec))
+        owner: dict[str, int] = {}
+        for g, group in enumerate(self.groups):
+            probe = list(self.full)
+            for i in group:
+                probe[i] = self.full[i] - 1 if self.full[i] > 1 else 2
+            widths = _plain_conv_widths(meta_model({**self.spec, "channels": probe}))
+            owner.update({name: g for name, width in widths.items() if name in full and width != full[name]})
+        unowned = sorted(set(full) - set(owner))
+        if unowned:
+            raise NasReproError(f"AutoSlim cannot tell which channel entry sets the width of conv(s) {unowned} "
+                                f"of family '{self.spec['family']}'")
+        return owner
 
     def macs(self, config: tuple[int, ...]) -> int:
         return _macs(_freeze(self.spec_of(config)), self.input_size)
@@ -221,22 +236,6 @@ def meta_model(spec: dict[str, Any]) -> nn.Module:
 def _plain_conv_widths(model: nn.Module) -> dict[str, int]:
     return {name: m.out_channels for name, m in model.named_modules()
             if isinstance(m, nn.Conv2d) and not (m.groups > 1 and m.groups == m.in_channels == m.out_channels)}
-
-
-@functools.lru_cache(maxsize=4096)
-def _conv_widths(frozen: tuple, names: tuple[str, ...]) -> dict[str, int]:
-    """Output width per super-network conv. A projection shortcut the plain network drops (its
-    block's input and output widths happen to be equal in this configuration) runs at its block's
-    output width, the width of the block's last conv."""
-    widths = _plain_conv_widths(meta_model(_thaw(frozen)))
-    for name in names:
-        if name not in widths:
-            block = name.split(".downsample")[0] if ".downsample" in name else name.rsplit(".", 1)[0]
-            inside = [w for n, w in widths.items() if n.startswith(block + ".")]
-            if not inside:
-                raise NasReproError(f"no width for super-network conv '{name}' in configuration {_thaw(frozen)}")
-            widths[name] = inside[-1]
-    return widths
 
 
 @functools.lru_cache(maxsize=4096)

@@ -16,7 +16,7 @@ export MALLOC_TOP_PAD_ := 1073741824
 # Real-data tests and validation runs read ../shared/data (CIFAR-10 copy, Penn Treebank).
 export NASREPRO_SHARED ?= $(abspath ../shared)
 
-.PHONY: run test bench lint validate validate-tas regress venv data lock clean
+.PHONY: run test bench lint validate validate-tas validate-autoslim regress venv data lock clean
 
 run: venv data
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default
@@ -49,6 +49,15 @@ VALIDATE_TAS_CONFIG := scale=reduced papers='[tas]' \
 validate-tas: venv
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default --config $(VALIDATE_TAS_CONFIG)
 	@echo "Validation results: results/reduced/tas/ (tables/table3-cifar10.csv, search/tas-C010-ResNet20/seed0/)"
+
+# AutoSlim's chain on the CIFAR-10 copy: slimmable MobileNetV2-CIFAR x0.35 (3 epochs), greedy slimming
+# to 0.5x its MACs, then the slimmed and the default-width network retrained with one recipe (10 epochs).
+# About 2 h on 2 CPU cores.
+VALIDATE_AUTOSLIM_CONFIG := scale=reduced papers='[autoslim]' experiments='[AutoSlim-MBv2x0.35-C10-0.5x]' \
+  data_root=$(NASREPRO_SHARED)/data dataset_substitutes='{cifar10: cifar10-jpg}' device=cpu
+validate-autoslim: venv
+	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default --config $(VALIDATE_AUTOSLIM_CONFIG)
+	@echo "Validation results: results/reduced/autoslim/ (search/autoslim-MBv2x0.35-C10/seed0/, */seed0/eval.json)"
 
 regress: venv
 	$(VENV)/bin/snakemake regress --cores $(CORES) --workflow-profile workflows/profiles/default

@@ -133,9 +133,9 @@ AUTOSLIM_RECIPE = {"epochs": 2, "batch_size": 32, "lr": 0.05, "train_subset": 20
                    "calibration_batches": 2, "augment": {"crop_padding": 2, "flip": True}}
 
 
-def _autoslim(capsys, tmp_path, out_dir, *extra):
+def _autoslim(capsys, tmp_path, out_dir, *extra, **changes):
     recipe, arch = tmp_path / "recipe.yaml", tmp_path / "resnet8.yaml"
-    recipe.write_text(yaml.safe_dump(AUTOSLIM_RECIPE))
+    recipe.write_text(yaml.safe_dump({**AUTOSLIM_RECIPE, **changes}))
     arch.write_text(yaml.safe_dump({"family": "resnet-cifar", "depth": 8, "shortcut": "B"}))
     return run_cli(capsys, "search", "--method", "autoslim", "--arch", str(arch), "--recipe", str(recipe),
                    "--dataset", "fashion-mnist", "--out", str(out_dir), "--device", "cpu", *extra)
@@ -157,6 +157,11 @@ def test_autoslim_search_stages_resume_bit_exactly_and_record_every_target(tmp_p
     first, second = (json.loads((d / "search.json").read_text())["targets"] for d in (whole, parts))
     assert {t: v["arch"] for t, v in first.items()} == {t: v["arch"] for t, v in second.items()}
     assert (whole / "arch.yaml").read_text() == (whole / "arch-0.5x.yaml").read_text()
+    # new targets reuse the super-network; a super-network setting does not
+    code, out, err = _autoslim(capsys, tmp_path, parts, "--stage", "slim", targets=["0.4x"])
+    assert code == 0 and list(out["targets"]) == ["0.4x"], err
+    code, _, err = _autoslim(capsys, tmp_path, parts, "--stage", "slim", supernet_width=2.0)
+    assert code == 2 and "cannot resume" in err
     code, _, err = _autoslim(capsys, tmp_path, parts, "--stage", "search")
     assert code == 2 and "has stages supernet, slim" in err
     code, _, err = _autoslim(capsys, tmp_path, tmp_path / "empty", "--stage", "slim")

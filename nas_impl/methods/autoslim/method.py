@@ -21,8 +21,11 @@ def run(base_spec: dict[str, Any], recipe: SearchRecipe, dataset: str, out_dir: 
     base, _ = adapt_spec(base_spec, data.num_classes, data.input_size[0])
     search = AutoSlimSearch(base, recipe, data, out_dir=out_dir, seed=seed, device=device, record=record)
     if stage in (None, "supernet"):
-        supernet_done = search.supernet_path.exists() and resume
-        result = {} if supernet_done else search.train_supernet(resume=resume, stop_after=stop_after)
+        if resume and search.supernet_path.exists():
+            search.load_supernet()  # refuses a super-network trained with another recipe
+            result = {"supernet": str(search.supernet_path), "reused": True}
+        else:
+            result = search.train_supernet(resume=resume, stop_after=stop_after)
         if stage == "supernet" or "stopped_after_epoch" in result:
             return result
     return search.slim()

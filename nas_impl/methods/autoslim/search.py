@@ -40,6 +40,7 @@ STAGES = ("supernet", "slim")
 SUPERNET_COLUMNS = ["epoch", "lr", "loss_largest", "top1_largest", "loss_smallest", "top1_smallest", "epoch_s"]
 SLIM_COLUMNS = ["step", "group", "entries", "width", "macs", "held_out_top1", "candidates", "step_s"]
 CHECKPOINT_FORMAT = "nasrepro-autoslim-search-v1"
+SLIMMING_ONLY = ("targets", "slim_images", "slim_batch_size", "calibration_batches")
 SUPERNET_FORMAT = "nasrepro-autoslim-supernet-v1"
 
 
@@ -78,7 +79,12 @@ class AutoSlimSearch:
         return out
 
     def _identity(self) -> dict[str, Any]:
-        return {"recipe": self.recipe.to_dict(), "seed": self.seed, "base": self.base_spec}
+        """What the super-network depends on: the recipe without the slimming-only keys, so new
+        targets or a new held-out sample reuse a trained super-network."""
+        return {"recipe": supernet_part(self.recipe.to_dict()), "seed": self.seed, "base": self.base_spec}
+
+    def _check(self, state: dict[str, Any], path: Path) -> None:
+        check_resumable({**state, "recipe": supernet_part(state.get("recipe", {}))}, self._identity(), path)
 
     # -- stage 1: the super-network ---------------------------------------------------------------
     def train_supernet(self, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
@@ -86,7 +92,7 @@ class AutoSlimSearch:
         optimizer = build_optimizer(self.model, self.recipe.weights)
         if resume and self.checkpoint_path.exists():
             state = load_checkpoint(self.checkpoint_path, map_location=self.device, fmt=CHECKPOINT_FORMAT)
-            check_resumable(state, self._identity(), self.checkpoint_path)
+            self._check(state, self.checkpoint_path)
             self.model.load_state_dict(state["net"])
             optimizer.load_state_dict(state["optimizer"])
             self.start_epoch, self.history, self.elapsed_s = state["epoch"], state["history"], state["elapsed_s"]
@@ -149,7 +155,7 @@ class AutoSlimSearch:
             raise NasReproError(f"{self.supernet_path} not found: run the 'supernet' stage first "
                                 "(nasrepro search --method autoslim --stage supernet ...)")
         state = load_checkpoint(self.supernet_path, map_location=self.device, fmt=SUPERNET_FORMAT)
-        check_resumable(state, self._identity(), self.supernet_path)
+        self._check(state, self.supernet_path)
         self.model.net.load_state_dict(state["net"])
         self.elapsed_s = state["wall_time_s"]
 
@@ -181,6 +187,10 @@ class AutoSlimSearch:
                    "run": run_provenance(self.device, self.seed)}
         write_json_atomic(self.out_dir / "search.json", summary)
         return summary
+
+
+def supernet_part(recipe: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in recipe.items() if k not in SLIMMING_ONLY}
 
 
 def _take(loader: Any, n: int) -> list[Any]:

@@ -265,3 +265,22 @@ def test_search_recipe_validates_targets_and_keys():
 def test_autoslim_is_registered_with_two_stages():
     method = get_method("autoslim")
     assert method.stages == ("supernet", "slim") and get_method("tas").stages == ("search",)
+
+
+def test_imagenet_folders_split_into_supernet_and_scored_held_out_images(tmp_path, monkeypatch):
+    from nas_impl import data
+    from nas_impl.methods.autoslim.data import slim_data
+    from tests.unit.test_data_imagenet import CLASSES, write_tree
+
+    write_tree(tmp_path, train_per_class=10, val_per_class=1)
+    real = data.load_imagenet
+    monkeypatch.setattr(data, "load_imagenet", lambda root: real(root, num_classes=3, train_images=30, val_images=3))
+    recipe = search_recipe_from_dict({"epochs": 1, "batch_size": 4, "targets": ["305M"], "holdout": 0.2,
+                                      "slim_images": 3, "slim_batch_size": 3})
+    found = slim_data("imagenet", recipe, seed=0, device=torch.device("cpu"), data_root=tmp_path)
+    sizes = found.record["slim_split"]["sizes"]
+    assert sizes == {"supernet": 24, "held_out": 6, "scored": 3}
+    assert len(found.train_loader) == 6  # 24 images, batch 4
+    (x, y), = found.held_out
+    assert x.shape == (3, 3, 224, 224) and sorted(y.tolist()) == [0, 1, 2]  # one per class
+    assert found.num_classes == 1000 and len(CLASSES) == 3

@@ -4,6 +4,7 @@ re-implementation and a CIFAR user 20% of CIFAR-10's, autoslim.md §8)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from nas_impl.runs import training_subset
 
 @dataclass
 class SlimData:
-    train_loader: Any  # the super-network's part, augmented and shuffled
+    train_loader: Any  # the super-network's part, augmented and shuffled (on the device, or a DataLoader)
     held_out: list[tuple[torch.Tensor, torch.Tensor]]  # fixed batches that score slimming candidates
     num_classes: int
     input_size: tuple[int, int, int]
@@ -29,21 +30,12 @@ def slim_data(dataset: str, recipe: SearchRecipe, seed: int, device: torch.devic
     from nas_impl import data
 
     if dataset == "imagenet":
-        raise NasReproError("AutoSlim search on ImageNet folders is not implemented yet: the suite trains the "
-                            "released ImageNet channel configurations (archs/) instead; search on a CIFAR dataset")
+        return _imagenet_slim_data(recipe, seed, device, data_root)
     ds = data.load_dataset(dataset, root=data_root)
     weights, settings = recipe.weights, recipe.autoslim
     record: dict[str, Any] = {"dataset": dataset}
     x, y = training_subset(dataset, ds.train_x, ds.train_y, weights.train_subset, record)
-    held_size = round(settings.holdout * len(y))
-    train_idx, held_idx = data.holdout(y, held_size, seed=settings.split_seed)
-    if settings.slim_images > len(held_idx):
-        raise NasReproError(f"search recipe key 'slim_images' = {settings.slim_images} exceeds the {len(held_idx)} "
-                            "held-out images: lower it or raise 'holdout'")
-    scored = held_idx[data.subset(y[held_idx], settings.slim_images, seed=settings.split_seed)]
-    record["slim_split"] = data.SplitRecord.create(
-        dataset, settings.split_seed, {"supernet": len(train_idx), "held_out": len(held_idx),
-                                       "scored": len(scored)}, train_idx, held_idx, scored).to_dict()
+    train_idx, scored = _split(dataset, y, recipe, record)
     common = dict(mean=ds.mean, std=ds.std, device=device, channels_last=True)
     train_loader = data.TensorLoader(x[train_idx], y[train_idx], weights.batch_size, seed=seed, shuffle=True,
                                      drop_last=True, augment=data.Augmentation.from_dict(weights.augment), **common)
@@ -52,3 +44,46 @@ def slim_data(dataset: str, recipe: SearchRecipe, seed: int, device: torch.devic
                             f"{len(train_idx)} training images: lower 'batch_size' or raise 'train_subset'")
     held_loader = data.TensorLoader(x[scored], y[scored], settings.slim_batch_size, **common)
     return SlimData(train_loader, list(held_loader), ds.num_classes, ds.input_size, record)
+
+
+def _split(dataset: str, labels: torch.Tensor, recipe: SearchRecipe,
+           record: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(super-network indices, scored held-out indices), class-balanced, seeded by `split_seed`."""
+    from nas_impl import data
+
+    settings = recipe.autoslim
+    train_idx, held_idx = data.holdout(labels, round(settings.holdout * len(labels)), seed=settings.split_seed)
+    if settings.slim_images > len(held_idx):
+        raise NasReproError(f"search recipe key 'slim_images' = {settings.slim_images} exceeds the {len(held_idx)} "
+                            "held-out images: lower it or raise 'holdout'")
+    scored = held_idx[data.subset(labels[held_idx], settings.slim_images, seed=settings.split_seed)]
+    record["slim_split"] = data.SplitRecord.create(
+        dataset, settings.split_seed, {"supernet": len(train_idx), "held_out": len(held_idx),
+                                       "scored": len(scored)}, train_idx, held_idx, scored).to_dict()
+    return train_idx, scored
+
+
+def _imagenet_slim_data(recipe: SearchRecipe, seed: int, device: torch.device, data_root: str | Path | None,
+                        workers: int = min(8, os.cpu_count() or 1)) -> SlimData:
+    """ImageNet's class folders: the super-network reads its part through worker processes; the
+    scored held-out images (the official code: one batch of 2,048) are decoded once, with the
+    evaluation transform, and kept on the device."""
+    from nas_impl import data
+
+    folders = data.load_imagenet(data_root)
+    train = folders.train_dataset()
+    labels = torch.as_tensor(train.targets)
+    record: dict[str, Any] = {"dataset": "imagenet"}
+    pool = torch.arange(len(labels))
+    if recipe.weights.train_subset:
+        pool = data.subset(labels, recipe.weights.train_subset, seed=0)
+        record["train_subset"] = data.SplitRecord.create("imagenet", 0, {"train_subset": len(pool)}, pool).to_dict()
+    train_idx, scored = _split("imagenet", labels[pool], recipe, record)
+    train_idx, scored = pool[train_idx], pool[scored]
+    train_loader = data.make_loader(torch.utils.data.Subset(train, train_idx.tolist()), recipe.weights.batch_size,
+                                    shuffle=True, workers=workers, seed=seed, drop_last=True)
+    held = torch.utils.data.Subset(folders.train_dataset(folders.val_transform()), scored.tolist())
+    held_out = [(x.to(device, memory_format=torch.channels_last), y.to(device)) for x, y in
+                data.make_loader(held, recipe.autoslim.slim_batch_size, shuffle=False, workers=workers, seed=seed)]
+    info = data.DATASET_INFO["imagenet"]
+    return SlimData(train_loader, held_out, info.num_classes, info.input_size, record)

@@ -86,6 +86,10 @@ class AutoSlimSearch:
     def _check(self, state: dict[str, Any], path: Path) -> None:
         check_resumable({**state, "recipe": supernet_part(state.get("recipe", {}))}, self._identity(), path)
 
+    def _to_device(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = batch  # a no-op for the in-memory loaders, which batch on the device already
+        return x.to(self.device, non_blocking=True, memory_format=torch.channels_last), y.to(self.device)
+
     # -- stage 1: the super-network ---------------------------------------------------------------
     def train_supernet(self, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -114,13 +118,15 @@ class AutoSlimSearch:
         torch.manual_seed(epoch_seed(self.seed, epoch))
         generator = torch.Generator().manual_seed(derive_seed("autoslim-sandwich", self.seed, epoch))
         loader = self.data.train_loader
-        loader.set_epoch(epoch)
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
         weights, settings = self.recipe.weights, self.recipe.autoslim
         steps = len(loader)
         sums: dict[str, float] = {}
         start = time.perf_counter()
         self.model.train()
         for step, batch in enumerate(loader):
+            batch = self._to_device(batch)
             lr = lr_at(weights, epoch * steps + step, steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -140,7 +146,8 @@ class AutoSlimSearch:
                     "input_size": list(self.data.input_size), "epochs": len(self.history),
                     "wall_time_s": self.elapsed_s}
         save_checkpoint(supernet, self.supernet_path, fmt=SUPERNET_FORMAT)
-        calibration = [x for x, _ in _take(self.data.train_loader, self.recipe.autoslim.calibration_batches)]
+        calibration = [self._to_device(batch)[0]
+                       for batch in _take(self.data.train_loader, self.recipe.autoslim.calibration_batches)]
         evaluated = {name: calibrated_accuracy(self.model, config, calibration, self.data.held_out)
                      for name, config in (("largest", self.space.largest()), ("smallest", self.space.smallest()))}
         summary = {"stage": "supernet", "supernet_spec": self.space.spec, "base_macs": self.base_macs,

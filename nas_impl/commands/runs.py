@@ -44,11 +44,11 @@ def arch(args: argparse.Namespace) -> dict:
         raise NasReproError(f"experiment '{experiment.name}' needs {need}")
     info = dataset_info(experiment.dataset)
     source = args.searched or rep.arch_path(experiment.name)
-    if experiment.search_target is not None:
-        source = searched_target_spec(Path(source), experiment.search_target)
-    spec = normalize_spec(source, num_classes=info.num_classes, in_channels=info.channels)
+    spec = source if experiment.search_target is None else searched_target_spec(Path(source), experiment.search_target)
+    spec = normalize_spec(spec, num_classes=info.num_classes, in_channels=info.channels)
     save_spec(spec, args.out)
-    return {"experiment": experiment.name, "arch": str(args.out), "from": str(source), "family": spec["family"]}
+    target = f" (target {experiment.search_target})" if experiment.search_target else ""
+    return {"experiment": experiment.name, "arch": str(args.out), "from": f"{source}{target}", "family": spec["family"]}
 
 
 def searched_target_spec(search_json: Path, target: str) -> dict[str, Any]:

@@ -25,13 +25,12 @@ its parameter or MAC counts, and no released list has equal widths there.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-import torch
 import torch.nn as nn
 
-from nas_impl.models.mobilenet_v2 import check_mobile_spec, inverted_residual_features, make_divisible, mobile_init
-from nas_impl.models.registry import SpecModel, register_family, register_model
+from nas_impl.models.mobile import (MobileNet, MobileSpec, cifar_strides, inverted_residual_features,
+                                    make_divisible, stem_stride)
+from nas_impl.models.registry import register_family, register_model
 
 # (expansion t, out c, repeats n, stride s, kernel k) of blocks 1..16; block 0 is (1, 16, 1, 1, 3).
 SETTINGS = [(3, 24, 3, 2, 3), (3, 40, 3, 2, 5), (6, 80, 3, 2, 5), (6, 96, 2, 1, 3), (6, 192, 4, 2, 5),
@@ -53,41 +52,24 @@ def default_channels(width_mult: float) -> list[int]:
 
 
 def block_strides(stem: str) -> list[int]:
-    strides = [1] + [s if i == 0 else 1 for _, _, n, s, _ in SETTINGS for i in range(n)]
-    if stem == "cifar":
-        strides[1] = 1
-    return strides
+    return cifar_strides([1] + [s if i == 0 else 1 for _, _, n, s, _ in SETTINGS for i in range(n)], stem)
 
 
 @dataclass
-class MNasNetSpec:
-    num_classes: int = 1000
-    in_channels: int = 3
-    width_mult: float = 1.0
-    stem: Literal["imagenet", "cifar"] = "imagenet"
-    dropout: float = 0.2
-    channels: list[int] | None = None
-
-    def check(self) -> None:
-        check_mobile_spec(self, NUM_CHANNELS, "stem out, block 0 out, (expand, out) for blocks 1-16, last conv out")
+class MNasNetSpec(MobileSpec):
+    num_channels = NUM_CHANNELS
+    layout = "stem out, block 0 out, (expand, out) for blocks 1-16, last conv out"
 
 
 @register_family("mnasnet")
-class MNasNet(SpecModel):
+class MNasNet(MobileNet):
     Spec = MNasNetSpec
 
     def __init__(self, spec: MNasNetSpec) -> None:
         super().__init__(spec)
         ch = spec.channels or default_channels(spec.width_mult)
-        self.features = nn.Sequential(*inverted_residual_features(
-            spec.in_channels, ch, 2 if spec.stem == "imagenet" else 1, block_strides(spec.stem), nn.ReLU,
-            kernels=KERNELS, block0_residual=False))
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Dropout(spec.dropout), nn.Linear(ch[-1], spec.num_classes))
-        mobile_init(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+        self._finish(inverted_residual_features(spec.in_channels, ch, stem_stride(spec.stem), block_strides(spec.stem),
+                                                nn.ReLU, kernels=KERNELS, block0_residual=False), ch[-1])
 
 
 register_model("mnasnet-imagenet", family="mnasnet")

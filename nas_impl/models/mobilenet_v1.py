@@ -18,14 +18,12 @@ its input's width.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-import torch
 import torch.nn as nn
 
 from nas_impl.models.blocks import conv_bn
-from nas_impl.models.mobilenet_v2 import check_mobile_spec, make_divisible, mobile_init
-from nas_impl.models.registry import SpecModel, register_family, register_model
+from nas_impl.models.mobile import MobileNet, MobileSpec, cifar_strides, make_divisible, stem_stride
+from nas_impl.models.registry import register_family, register_model
 
 OUT_CHANNELS = [64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024]
 STRIDES = [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1]
@@ -36,45 +34,26 @@ def default_channels(width_mult: float) -> list[int]:
     return [make_divisible(c * width_mult) for c in [32] + OUT_CHANNELS]
 
 
-def block_strides(stem: str) -> list[int]:
-    strides = list(STRIDES)
-    if stem == "cifar":
-        strides[1] = 1
-    return strides
-
-
 @dataclass
-class MobileNetV1Spec:
-    num_classes: int = 1000
-    in_channels: int = 3
-    width_mult: float = 1.0
-    stem: Literal["imagenet", "cifar"] = "imagenet"
+class MobileNetV1Spec(MobileSpec):
     dropout: float = 0.0
-    channels: list[int] | None = None
-
-    def check(self) -> None:
-        check_mobile_spec(self, NUM_CHANNELS, "stem out, then the outputs of the 13 depthwise-separable blocks")
+    num_channels = NUM_CHANNELS
+    layout = "stem out, then the outputs of the 13 depthwise-separable blocks"
 
 
 @register_family("mobilenet-v1")
-class MobileNetV1(SpecModel):
+class MobileNetV1(MobileNet):
     Spec = MobileNetV1Spec
 
     def __init__(self, spec: MobileNetV1Spec) -> None:
         super().__init__(spec)
         ch = spec.channels or default_channels(spec.width_mult)
         cin = ch[0]
-        layers: list[nn.Module] = [conv_bn(spec.in_channels, cin, 3, 2 if spec.stem == "imagenet" else 1)]
-        for cout, stride in zip(ch[1:], block_strides(spec.stem)):
+        layers: list[nn.Module] = [conv_bn(spec.in_channels, cin, 3, stem_stride(spec.stem))]
+        for cout, stride in zip(ch[1:], cifar_strides(STRIDES, spec.stem)):
             layers.append(nn.Sequential(conv_bn(cin, cin, 3, stride, groups=cin), conv_bn(cin, cout, 1)))
             cin = cout
-        self.features = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Dropout(spec.dropout), nn.Linear(cin, spec.num_classes))
-        mobile_init(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+        self._finish(layers, cin)
 
 
 register_model("mobilenetv1-imagenet", family="mobilenet-v1")

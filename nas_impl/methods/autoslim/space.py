@@ -31,7 +31,7 @@ from nas_impl.models.mnasnet import default_channels as mnasnet_channels
 from nas_impl.models.mobilenet_v1 import default_channels as mbv1_channels
 from nas_impl.models.mobilenet_v2 import block_strides as mbv2_strides
 from nas_impl.models.mobilenet_v2 import default_channels as mbv2_channels
-from nas_impl.models.mobilenet_v2 import make_divisible
+from nas_impl.models.mobile import make_divisible
 from nas_impl.models.resnet import default_channels as resnet_channels
 from nas_impl.models.resnet_imagenet import LAYOUTS
 from nas_impl.models.wrn_cifar import default_channels as wrn_channels

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from nas_impl.errors import SpecError
-from nas_impl.training.recipe import Recipe, recipe_from_dict, unwrap_sources
+from nas_impl.methods.search_recipe import build_settings, search_recipe_dict, split_search_recipe
+from nas_impl.training.recipe import Recipe
 
 _TARGET = re.compile(r"^(?P<value>\d+(\.\d+)?)(?P<unit>x|M|G)$")
 
@@ -65,31 +65,14 @@ class SearchRecipe:
         return self.autoslim.targets
 
     def to_dict(self) -> dict[str, Any]:
-        out = {**self.weights.to_dict(), **dataclasses.asdict(self.autoslim)}
-        out["targets"] = list(self.autoslim.targets)
-        out["sources"] = dict(self.weights.sources)
-        return out
-
-
-AUTOSLIM_KEYS = {f.name for f in dataclasses.fields(AutoSlimSettings)}
+        return search_recipe_dict(self.weights, self.autoslim)
 
 
 def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") -> SearchRecipe:
-    if not isinstance(raw, dict):
-        raise SpecError(f"{origin}: a search recipe must be a mapping, got {type(raw).__name__}")
-    values, sources = unwrap_sources(dict(raw))
-    known = AUTOSLIM_KEYS | {f.name for f in dataclasses.fields(Recipe)} - {"sources"}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise SpecError(f"{origin}: unknown search recipe key(s) {unknown}; allowed keys: {sorted(known)}")
-    settings = {k: values.pop(k) for k in list(values) if k in AUTOSLIM_KEYS}
+    weights, settings = split_search_recipe(raw, origin, AutoSlimSettings)
     if "targets" not in settings:
         raise SpecError(f"{origin}: search recipe key 'targets' is required, e.g. ['0.5x'] or ['505M', '305M']")
     if not isinstance(settings["targets"], (list, tuple)):
         raise SpecError(f"{origin}: search recipe key 'targets' must be a list, got {settings['targets']!r}")
     settings["targets"] = tuple(str(t) for t in settings["targets"])
-    weights = recipe_from_dict({**values, "sources": sources}, origin)
-    try:
-        return SearchRecipe(weights, AutoSlimSettings(**settings))
-    except (SpecError, TypeError) as err:
-        raise SpecError(f"{origin}: {err}") from None
+    return SearchRecipe(weights, build_settings(AutoSlimSettings, settings, origin))

@@ -6,12 +6,12 @@ super-network's weights) with TAS's own keys added. Values may carry a source, a
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from nas_impl.errors import SpecError
-from nas_impl.training.recipe import Recipe, recipe_from_dict, unwrap_sources
+from nas_impl.methods.search_recipe import build_settings, search_recipe_dict, split_search_recipe
+from nas_impl.training.recipe import Recipe
 
 TAU_SCHEDULES = ("cosine", "linear")
 SELECTIONS = ("last", "best")
@@ -57,24 +57,11 @@ class SearchRecipe:
     tas: TASSettings
 
     def to_dict(self) -> dict[str, Any]:
-        out = {**self.weights.to_dict(), **dataclasses.asdict(self.tas)}
-        out["arch_betas"] = list(self.tas.arch_betas)
-        out["sources"] = dict(self.weights.sources)
-        return out
-
-
-TAS_KEYS = {f.name for f in dataclasses.fields(TASSettings)}
+        return search_recipe_dict(self.weights, self.tas)
 
 
 def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") -> SearchRecipe:
-    if not isinstance(raw, dict):
-        raise SpecError(f"{origin}: a search recipe must be a mapping, got {type(raw).__name__}")
-    values, sources = unwrap_sources(dict(raw))
-    known = TAS_KEYS | {f.name for f in dataclasses.fields(Recipe)} - {"sources"}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise SpecError(f"{origin}: unknown search recipe key(s) {unknown}; allowed keys: {sorted(known)}")
-    tas = {k: values.pop(k) for k in list(values) if k in TAS_KEYS}
+    weights, tas = split_search_recipe(raw, origin, TASSettings)
     if "target_ratio" not in tas:
         raise SpecError(f"{origin}: search recipe key 'target_ratio' is required (target MACs / unpruned MACs)")
     if "arch_betas" in tas:
@@ -82,11 +69,4 @@ def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") 
     for key, value in tas.items():
         if key != "arch_betas" and (isinstance(value, (dict, list)) or value is None):
             raise SpecError(f"{origin}: search recipe key '{key}' = {value!r} must be a scalar")
-    weights = recipe_from_dict({**values, "sources": sources}, origin)
-    try:
-        return SearchRecipe(weights, TASSettings(**tas))
-    except SpecError as err:
-        raise SpecError(f"{origin}: {err}") from None
-    except TypeError as err:
-        raise SpecError(f"{origin}: {err}") from None
-
+    return SearchRecipe(weights, build_settings(TASSettings, tas, origin))

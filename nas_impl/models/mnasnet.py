@@ -59,6 +59,7 @@ def block_strides(stem: str) -> list[int]:
 class MNasNetSpec(MobileSpec):
     num_channels = NUM_CHANNELS
     layout = "stem out, block 0 out, (expand, out) for blocks 1-16, last conv out"
+    default_channels = staticmethod(default_channels)
 
 
 @register_family("mnasnet")
@@ -67,7 +68,7 @@ class MNasNet(MobileNet):
 
     def __init__(self, spec: MNasNetSpec) -> None:
         super().__init__(spec)
-        ch = spec.channels or default_channels(spec.width_mult)
+        ch = spec.channel_list()
         self._finish(inverted_residual_features(spec.in_channels, ch, stem_stride(spec.stem), block_strides(spec.stem),
                                                 nn.ReLU, kernels=KERNELS, block0_residual=False), ch[-1])
 

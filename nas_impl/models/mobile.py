@@ -29,6 +29,11 @@ class MobileSpec:
 
     num_channels = 0  # class attributes, not keys
     layout = ""
+    default_channels = staticmethod(lambda width_mult: [])  # the family's channel list at a width
+
+    def channel_list(self) -> list[int]:
+        """The channel list this spec builds: `channels`, or the family's default at `width_mult`."""
+        return list(self.channels or self.default_channels(self.width_mult))
 
     def check(self) -> None:
         require_positive(num_classes=self.num_classes, in_channels=self.in_channels)

@@ -39,6 +39,7 @@ class MobileNetV1Spec(MobileSpec):
     dropout: float = 0.0
     num_channels = NUM_CHANNELS
     layout = "stem out, then the outputs of the 13 depthwise-separable blocks"
+    default_channels = staticmethod(default_channels)
 
 
 @register_family("mobilenet-v1")
@@ -47,7 +48,7 @@ class MobileNetV1(MobileNet):
 
     def __init__(self, spec: MobileNetV1Spec) -> None:
         super().__init__(spec)
-        ch = spec.channels or default_channels(spec.width_mult)
+        ch = spec.channel_list()
         cin = ch[0]
         layers: list[nn.Module] = [conv_bn(spec.in_channels, cin, 3, stem_stride(spec.stem))]
         for cout, stride in zip(ch[1:], cifar_strides(STRIDES, spec.stem)):

@@ -50,6 +50,7 @@ def block_strides(stem: str) -> list[int]:
 class MobileNetV2Spec(MobileSpec):
     num_channels = NUM_CHANNELS
     layout = "stem out, block 0 out, (expand, out) for blocks 1-16, last conv out"
+    default_channels = staticmethod(default_channels)
 
 
 @register_family("mobilenet-v2")
@@ -58,7 +59,7 @@ class MobileNetV2(MobileNet):
 
     def __init__(self, spec: MobileNetV2Spec) -> None:
         super().__init__(spec)
-        ch = spec.channels or default_channels(spec.width_mult)
+        ch = spec.channel_list()
         self._finish(inverted_residual_features(spec.in_channels, ch, stem_stride(spec.stem), block_strides(spec.stem),
                                                 nn.ReLU6), ch[-1])
 

@@ -118,6 +118,12 @@ def normalize_spec(spec: SpecLike, **overrides: Any) -> dict[str, Any]:
     return {"family": family, **fields_dict(parsed)}
 
 
+def parse_spec(spec: SpecLike) -> Any:
+    """The validated spec dataclass (its family's keys and what they imply, e.g. `channel_list()`)."""
+    raw, where = _resolve(spec)
+    return _parse(raw, where)[1]
+
+
 def spec_for(name: str) -> dict[str, Any]:
     """The full normalised spec of a registered variant."""
     if name not in _MODELS:

@@ -61,6 +61,12 @@ class ResNetCifarSpec:
         require_positive_list("channels", self.channels)
         check_layout(self.channels, self.blocks, self.stage_depths, self.block, self.depth)
 
+    def channel_list(self) -> list[int]:
+        """The channel list this spec builds: `channels`, or the default at `base_width`."""
+        w = self.base_width
+        return list(self.channels or default_channels(w, self.stage_depths, self.block, [w, 2 * w, 4 * w],
+                                                      self.expansion))
+
 
 @register_family("resnet-cifar")
 class ResNetCifar(ResNet):
@@ -68,8 +74,7 @@ class ResNetCifar(ResNet):
 
     def __init__(self, spec: ResNetCifarSpec) -> None:
         super().__init__(spec)
-        depths, w = spec.stage_depths, spec.base_width
-        channels = spec.channels or default_channels(w, depths, spec.block, [w, 2 * w, 4 * w], spec.expansion)
+        depths, channels = spec.stage_depths, spec.channel_list()
         stages = plan_stages(channels, depths, spec.blocks or depths, spec.block)
         self._build(spec.in_channels, 3, 1, False, stages, channels[0], spec.block, spec.shortcut,
                     False, spec.num_classes, spec.zero_init_residual)

@@ -39,6 +39,16 @@ class ResNetImagenetSpec:
     shortcut: Literal["B", "tas"] = "B"
     zero_init_residual: bool = False
 
+    @property
+    def stage_depths(self) -> list[int]:
+        return LAYOUTS[self.depth][1]
+
+    def channel_list(self) -> list[int]:
+        """The channel list this spec builds: `channels`, or the default at `base_width`."""
+        w = self.base_width
+        return list(self.channels or default_channels(w, self.stage_depths, LAYOUTS[self.depth][0],
+                                                      [w, 2 * w, 4 * w, 8 * w], 4))
+
     def check(self) -> None:
         require_positive(num_classes=self.num_classes, in_channels=self.in_channels, base_width=self.base_width)
         require(self.depth in LAYOUTS, f"key 'depth' = {self.depth}",
@@ -61,8 +71,7 @@ class ResNetImagenet(ResNet):
     def __init__(self, spec: ResNetImagenetSpec) -> None:
         super().__init__(spec)
         block, depths = LAYOUTS[spec.depth]
-        w = spec.base_width
-        channels = spec.channels or default_channels(w, depths, block, [w, 2 * w, 4 * w, 8 * w], 4)
+        channels = spec.channel_list()
         stages = plan_stages(channels, depths, spec.blocks or depths, block)
         self._build(spec.in_channels, 7, 2, True, stages, channels[0], block, spec.shortcut,
                     True, spec.num_classes, spec.zero_init_residual)

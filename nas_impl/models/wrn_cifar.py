@@ -57,6 +57,14 @@ class WRNCifarSpec:
     def blocks_per_stage(self) -> int:
         return (self.depth - 4) // 6
 
+    @property
+    def stage_depths(self) -> list[int]:
+        return [self.blocks_per_stage] * 3
+
+    def channel_list(self) -> list[int]:
+        """The channel list this spec builds: `channels`, or the default at `widen`."""
+        return list(self.channels or default_channels(self.depth, self.widen))
+
     def check(self) -> None:
         require_positive(widen=self.widen, num_classes=self.num_classes, in_channels=self.in_channels)
         require(
@@ -90,7 +98,7 @@ class WRNCifar(SpecModel):
 
     def __init__(self, spec: WRNCifarSpec) -> None:
         super().__init__(spec)
-        ch = spec.channels or default_channels(spec.depth, spec.widen)
+        ch = spec.channel_list()
         n = spec.blocks_per_stage
         self.conv1 = nn.Conv2d(spec.in_channels, ch[0], 3, 1, 1, bias=False)
         cin, pos = ch[0], 1

@@ -25,16 +25,10 @@ import torch.nn as nn
 
 from nas_impl.errors import NasReproError
 from nas_impl.metrics import count_macs
-from nas_impl.models import build_model, normalize_spec
+from nas_impl.models import build_model, normalize_spec, parse_spec
 from nas_impl.models.mnasnet import block_strides as mnasnet_strides
-from nas_impl.models.mnasnet import default_channels as mnasnet_channels
-from nas_impl.models.mobilenet_v1 import default_channels as mbv1_channels
-from nas_impl.models.mobilenet_v2 import block_strides as mbv2_strides
-from nas_impl.models.mobilenet_v2 import default_channels as mbv2_channels
 from nas_impl.models.mobile import make_divisible
-from nas_impl.models.resnet import default_channels as resnet_channels
-from nas_impl.models.resnet_imagenet import LAYOUTS
-from nas_impl.models.wrn_cifar import default_channels as wrn_channels
+from nas_impl.models.mobilenet_v2 import block_strides as mbv2_strides
 
 Groups = list[list[int]]
 
@@ -43,12 +37,12 @@ Groups = list[list[int]]
 Block = tuple[int, int, int]
 
 
-def _inverted_residual_blocks(strides: Callable[[str], list[int]]) -> Callable[[dict[str, Any]], list[Block]]:
+def _inverted_residual_blocks(strides: Callable[[str], list[int]]) -> Callable[[Any], list[Block]]:
     """[stem, block0 out, (expand, out) per block, last conv]: block i > 0 writes entry 2i + 1."""
 
-    def blocks(spec: dict[str, Any]) -> list[Block]:
+    def blocks(spec: Any) -> list[Block]:
         out, cin = [], 0
-        for i, stride in enumerate(strides(spec["stem"])):
+        for i, stride in enumerate(strides(spec.stem)):
             cout = 1 if i == 0 else 2 * i + 1
             out.append((cin, cout, stride))
             cin = cout
@@ -57,10 +51,11 @@ def _inverted_residual_blocks(strides: Callable[[str], list[int]]) -> Callable[[
     return blocks
 
 
-def _resnet_blocks(stage_depths: list[int], per_block: int) -> list[Block]:
+def _resnet_blocks(spec: Any) -> list[Block]:
     """[stem, (widths of each block)...]; the first block of every stage after the first is strided."""
+    per_block = 2 if getattr(spec, "block", "basic") == "basic" else 3
     out, cin, index = [], 0, 1
-    for s, depth in enumerate(stage_depths):
+    for s, depth in enumerate(spec.stage_depths):
         for b in range(depth):
             cout = index + per_block - 1
             out.append((cin, cout, 2 if s > 0 and b == 0 else 1))
@@ -68,47 +63,19 @@ def _resnet_blocks(stage_depths: list[int], per_block: int) -> list[Block]:
     return out
 
 
-def _cifar_depths(spec: dict[str, Any]) -> list[int]:
-    return [(spec["depth"] - 2) // (6 if spec["block"] == "basic" else 9)] * 3
-
-
-def _resnet_cifar_channels(spec: dict[str, Any]) -> list[int]:
-    w = spec["base_width"]
-    return spec["channels"] or resnet_channels(w, _cifar_depths(spec), spec["block"], [w, 2 * w, 4 * w],
-                                               spec["expansion"])
-
-
-def _resnet_imagenet_channels(spec: dict[str, Any]) -> list[int]:
-    block, depths = LAYOUTS[spec["depth"]]
-    w = spec["base_width"]
-    return spec["channels"] or resnet_channels(w, depths, block, [w, 2 * w, 4 * w, 8 * w], 4)
-
-
-def _resnet_imagenet_blocks(spec: dict[str, Any]) -> list[Block]:
-    block, depths = LAYOUTS[spec["depth"]]
-    return _resnet_blocks(depths, 2 if block == "basic" else 3)
-
-
 @dataclass(frozen=True)
 class FamilySpace:
-    channels: Callable[[dict[str, Any]], list[int]]  # the spec's full channel list
-    blocks: Callable[[dict[str, Any]], list[Block]]  # blocks that may add their input to their output
+    blocks: Callable[[Any], list[Block]]  # (of the parsed spec) blocks that may add their input to their output
     defaults: dict[str, Any]  # the width keys a channel list replaces, at the values it requires
 
 
 SPACES: dict[str, FamilySpace] = {
-    "mobilenet-v2": FamilySpace(lambda s: s["channels"] or mbv2_channels(s["width_mult"]),
-                                _inverted_residual_blocks(mbv2_strides), {"width_mult": 1.0}),
-    "mnasnet": FamilySpace(lambda s: s["channels"] or mnasnet_channels(s["width_mult"]),
-                           _inverted_residual_blocks(mnasnet_strides), {"width_mult": 1.0}),
-    "mobilenet-v1": FamilySpace(lambda s: s["channels"] or mbv1_channels(s["width_mult"]), lambda s: [],
-                                {"width_mult": 1.0}),
-    "resnet-cifar": FamilySpace(_resnet_cifar_channels,
-                                lambda s: _resnet_blocks(_cifar_depths(s), 2 if s["block"] == "basic" else 3),
-                                {"base_width": 16}),
-    "resnet-imagenet": FamilySpace(_resnet_imagenet_channels, _resnet_imagenet_blocks, {"base_width": 64}),
-    "wrn-cifar": FamilySpace(lambda s: s["channels"] or wrn_channels(s["depth"], s["widen"]),
-                             lambda s: _resnet_blocks([(s["depth"] - 4) // 6] * 3, 2), {"widen": 4}),
+    "mobilenet-v2": FamilySpace(_inverted_residual_blocks(mbv2_strides), {"width_mult": 1.0}),
+    "mnasnet": FamilySpace(_inverted_residual_blocks(mnasnet_strides), {"width_mult": 1.0}),
+    "mobilenet-v1": FamilySpace(lambda spec: [], {"width_mult": 1.0}),
+    "resnet-cifar": FamilySpace(_resnet_blocks, {"base_width": 16}),
+    "resnet-imagenet": FamilySpace(_resnet_blocks, {"base_width": 64}),
+    "wrn-cifar": FamilySpace(_resnet_blocks, {"widen": 4}),
 }
 
 
@@ -124,7 +91,7 @@ def residual_groups(spec: dict[str, Any]) -> Groups:
             i = parent[i]
         return i
 
-    for cin, cout, stride in family_space(spec).blocks(spec):
+    for cin, cout, stride in family_space(spec).blocks(parse_spec(spec)):
         if stride == 1 and full[cin] == full[cout]:
             parent[root(cout)] = root(cin)
     groups: dict[int, list[int]] = {}
@@ -142,7 +109,8 @@ def family_space(spec: dict[str, Any]) -> FamilySpace:
 
 
 def full_channels(spec: dict[str, Any]) -> list[int]:
-    return list(family_space(spec).channels(spec))
+    family_space(spec)  # a family AutoSlim can slim
+    return parse_spec(spec).channel_list()
 
 
 def widen(spec: dict[str, Any], factor: float) -> dict[str, Any]:

@@ -1,18 +1,22 @@
 """`nasrepro <verb>`: the command line every workflow rule calls.
 
 Each verb prints a JSON summary on stdout (and writes it to --out where the verb takes one).
-A user error prints one line, `nasrepro <verb>: error: ...`, and exits with status 2;
-`regress` exits with status 1 when the results differ from the reference.
+Any failure prints one line, `nasrepro <verb>: error: ...`, naming the file or key and the fix,
+never a traceback: status 2 for a user error, 130 when interrupted (Ctrl-C or SIGTERM; the
+last complete checkpoint stays valid), 3 for an internal error (NASREPRO_DEBUG=1 shows its
+traceback); `regress` exits with status 1 when the results differ from the reference.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 
 from nas_impl.commands import results, runs
-from nas_impl.errors import NasReproError
+from nas_impl.errors import NasReproError, describe_os_error
 from nas_impl.io import write_json_atomic
 from nas_impl.methods import method_names
 
@@ -29,7 +33,14 @@ def _run_options(p: argparse.ArgumentParser, checkpoint: str) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--resume", action="store_true", help=f"continue from OUT/{checkpoint} if present")
     p.add_argument("--stop-after", type=int, default=None, help="stop after this epoch (resume later)")
+    _threads(p)
     _data_root(p)
+
+
+def _threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of torch's kernels (default: $OMP_NUM_THREADS, else every core); CPU results "
+                        "are bit-identical for the same count on any machine, and differ between counts")
 
 
 def _add_run_verbs(verbs) -> None:
@@ -83,6 +94,7 @@ def _add_run_verbs(verbs) -> None:
     p.add_argument("--dataset", default=None, help="default: the dataset it was trained on")
     p.add_argument("--split", choices=("test", "train"), default="test")
     p.add_argument("--device", default="auto")
+    _threads(p)
     p.add_argument("--out", dest="out_json", help="write the result JSON here")
     _data_root(p)
     p.set_defaults(func=runs.evaluate)
@@ -141,15 +153,57 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)  # a scheduler's kill ends like Ctrl-C
     try:
+        _set_threads(getattr(args, "threads", None))
         result = args.func(args)
-    except NasReproError as err:
-        print(f"nasrepro {args.verb}: error: {err}", file=sys.stderr)
-        return getattr(err, "exit_code", 2)
-    if getattr(args, "out_json", None):
-        write_json_atomic(args.out_json, result)
+        if getattr(args, "out_json", None):
+            write_json_atomic(args.out_json, result)
+    except BaseException as err:  # noqa: BLE001 - every failure becomes one line (see user_error)
+        message, code = user_error(err)
+        print(f"nasrepro {args.verb}: error: {message}", file=sys.stderr)
+        return code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(json.dumps(result, indent=2, default=str))
     return 0
+
+
+def user_error(err: BaseException) -> tuple[str, int]:
+    """(one-line message, exit status) for any failure of a verb; re-raises what is not a failure
+    (SystemExit) and, with NASREPRO_DEBUG=1, everything unexpected, traceback and all."""
+    if isinstance(err, NasReproError):
+        return _one_line(str(err)), getattr(err, "exit_code", 2)
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted (files written so far are complete; a training resumes with --resume)", 130
+    if isinstance(err, OSError):
+        where = f"{err.filename}: " if err.filename else ""
+        return f"{where}{describe_os_error(err)}; fix the path or its permissions, or free space, and rerun", 2
+    if isinstance(err, MemoryError) or "out of memory" in str(err).lower():
+        return ("out of memory: lower the recipe's 'batch_size' or 'eval_batch_size' (nasrepro recipe --set "
+                "batch_size=...), or use a device with more memory"), 2
+    if isinstance(err, SystemExit) or os.environ.get("NASREPRO_DEBUG"):
+        raise err
+    return (f"internal error ({type(err).__name__}: {_one_line(str(err))}); this is a bug in nas-repro: rerun "
+            "with NASREPRO_DEBUG=1 to see where, and report it"), 3
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    if threads < 1:
+        raise NasReproError(f"--threads {threads}: must be a positive integer")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -79,6 +79,48 @@ def training_subset(dataset: str, x: torch.Tensor, y: torch.Tensor, size: int | 
     return x[idx], y[idx]
 
 
+def architecture_metrics(spec: Any, input_size: tuple[int, int, int], origin: str,
+                         dataset: str | None = None) -> dict[str, Any]:
+    """Params, MACs and memory of `spec` at `input_size`; counting them runs the network once, so a
+    network that cannot take this input fails here, before any training, with one clear message."""
+    from nas_impl.metrics import model_metrics
+    from nas_impl.models import build_model
+
+    model = build_model(spec)
+    try:
+        return model_metrics(model, input_size)
+    except RuntimeError as err:
+        raise _does_not_fit(origin, input_size, dataset, err) from None
+
+
+def check_fits(model: torch.nn.Module, input_size: tuple[int, int, int], num_classes: int, origin: str,
+               dataset: str) -> None:
+    """One forward pass of a 2-image batch of `input_size`, and the number of classes it predicts."""
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = model(torch.zeros(2, *input_size, device=device))
+    except RuntimeError as err:
+        raise _does_not_fit(origin, input_size, dataset, err) from None
+    finally:
+        model.train(was_training)
+    if logits.ndim != 2 or logits.shape[1] != num_classes:
+        raise NasReproError(f"{origin}: the network predicts {tuple(logits.shape[1:])} outputs, but dataset "
+                            f"'{dataset}' has {num_classes} classes: evaluate it on the dataset it was trained on")
+
+
+def _does_not_fit(origin: str, input_size: tuple[int, int, int], dataset: str | None,
+                  err: RuntimeError) -> NasReproError:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    size = "x".join(str(v) for v in input_size)
+    on = f"dataset '{dataset}' ({size} images)" if dataset else f"{size} inputs"
+    return NasReproError(f"{origin}: the network cannot run on {on}: {lines[0] if lines else type(err).__name__}; "
+                         "use a spec made for this input size and channel count, or another dataset")
+
+
 def adapt_spec(spec: dict[str, Any], num_classes: int, in_channels: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fit the spec's head and stem to the dataset; return the spec and what was changed."""
     changed = {}

@@ -15,9 +15,30 @@ from nas_impl.io import write_json_atomic, write_text_atomic
 
 
 def prepare_data(args: argparse.Namespace) -> dict:
+    """Find a dataset and verify it (checksums, and for ImageNet the image counts); a summary."""
     from nas_impl import data
 
     start = time.perf_counter()
+    if args.dataset == "ptb":
+        ptb = data.load_ptb(args.data_root)  # verifies the md5s; every valid/test word is in the vocabulary
+        return {
+            "dataset": "ptb",
+            "tokens": {"train": len(ptb.train), "valid": len(ptb.valid), "test": len(ptb.test)},
+            "vocab_size": len(ptb.vocab),
+            "verify_s": round(time.perf_counter() - start, 3),
+        }
+    if args.dataset == "imagenet":  # too large to load: its folders are counted (and SHA256SUMS verified)
+        folders = data.load_imagenet(args.data_root)
+        return {
+            "dataset": "imagenet",
+            "train_images": folders.train_size,
+            "test_images": folders.val_size,
+            "num_classes": folders.num_classes,
+            "input_size": list(data.DATASET_INFO["imagenet"].input_size),
+            "mean": list(folders.mean),
+            "std": list(folders.std),
+            "verify_s": round(time.perf_counter() - start, 3),
+        }
     ds = data.load_dataset(args.dataset, root=args.data_root)  # verifies every checksum
     return {
         "dataset": args.dataset,
@@ -70,12 +91,26 @@ def _experiment(rep, name: str) -> str:
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`--set key=value` options as {key: value}: values are YAML, except that a number in exponent
+    notation is a number (YAML 1.1 reads `5e-4` as a string)."""
+    import re
+
+    exponent_number = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
     overrides = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise NasReproError(f"--set '{pair}' must look like key=value, e.g. --set epochs=1")
-        overrides[key] = yaml.safe_load(value)
+        if exponent_number.fullmatch(value.strip()):
+            overrides[key] = float(value)
+            continue
+        try:
+            overrides[key] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            problem = " ".join(str(err).splitlines()[0].split())
+            raise NasReproError(f"--set {pair}: the value is not valid YAML ({problem}); write e.g. "
+                                "--set epochs=1, --set milestones=[30,60] or --set 'augment={crop_padding: 4}'") from None
     return overrides
 
 
@@ -103,27 +138,27 @@ def recipe(args: argparse.Namespace) -> dict:
 
 
 def train(args: argparse.Namespace) -> dict:
-    from nas_impl.metrics import model_metrics
     from nas_impl.models import build_model, normalize_spec
-    from nas_impl.runs import adapt_spec, image_data, resolve_device
+    from nas_impl.runs import adapt_spec, architecture_metrics, image_data, resolve_device
     from nas_impl.training import Trainer, load_recipe
+    from nas_impl.training.run_dir import prepare_run_dir
     from nas_impl.training.seeding import seed_everything
 
     device = resolve_device(args.device)
     recipe_ = with_teacher(load_recipe(args.recipe), args.teacher, args.recipe)
+    prepare_run_dir(args.out)  # before the data is read: an unwritable --out fails at once
     data = image_data(args.dataset, recipe_, args.seed, device, args.data_root)
     spec, changed = adapt_spec(normalize_spec(args.arch), data.num_classes, data.input_size[0])
+    architecture = architecture_metrics(spec, data.input_size, f"architecture {args.arch}", args.dataset)
     record = {**data.record, "arch_file": str(args.arch), "recipe_file": str(args.recipe)}
     if changed:
         record["spec_adapted_to_dataset"] = changed
     seed_everything(args.seed)  # model initialisation depends on the seed only
     trainer = Trainer(build_model(spec), recipe_, data.train_loader, data.eval_loader, out_dir=args.out,
-                      seed=args.seed, device=device, record=record)
+                      seed=args.seed, device=device, record=record, extra_metrics={"architecture": architecture})
     metrics = trainer.fit(resume=args.resume, stop_after=args.stop_after)
     if "top1" not in metrics:
         return metrics  # stopped early on request
-    metrics["architecture"] = model_metrics(build_model(spec), data.input_size)
-    write_json_atomic(Path(args.out) / "metrics.json", metrics)
     return {k: metrics[k] for k in ("top1", "best_top1", "epochs", "wall_time_s")} | {"out": str(args.out)}
 
 
@@ -144,6 +179,7 @@ def search(args: argparse.Namespace) -> dict:
     from nas_impl.models import normalize_spec
     from nas_impl.runs import resolve_device
     from nas_impl.training.recipe import read_recipe_yaml
+    from nas_impl.training.run_dir import prepare_run_dir
 
     method = get_method(args.method)
     device = resolve_device(args.device)
@@ -155,6 +191,7 @@ def search(args: argparse.Namespace) -> dict:
                                 f"{', '.join(method.stages)}" + (" (run it without --stage)" if len(method.stages) == 1 else ""))
         stage = {"stage": args.stage}
     record = {"arch_file": str(args.arch), "recipe_file": str(args.recipe)}
+    prepare_run_dir(args.out)  # before the data is read: an unwritable --out fails at once
     result = method.run(normalize_spec(args.arch), recipe_, args.dataset, args.out, seed=args.seed, device=device,
                         data_root=args.data_root, resume=args.resume, stop_after=args.stop_after, record=record,
                         **stage)
@@ -167,29 +204,33 @@ def search(args: argparse.Namespace) -> dict:
 
 
 def evaluate(args: argparse.Namespace) -> dict:
-    from nas_impl.runs import image_data, resolve_device
+    from nas_impl.runs import check_fits, image_data, resolve_device
     from nas_impl.training import evaluate as run_evaluation
     from nas_impl.training import load_checkpoint, model_from_checkpoint, recipe_from_dict
+    from nas_impl.training.checkpoint import require_keys
 
     device = resolve_device(args.device)
     state = load_checkpoint(args.checkpoint)
+    require_keys(state, ("recipe", "seed", "record", "spec", "model"), args.checkpoint)
     recipe_ = recipe_from_dict({**state["recipe"], "distill": None}, origin=str(args.checkpoint))
     dataset = args.dataset or state["record"].get("dataset")
     data = image_data(dataset, recipe_, state["seed"], device, args.data_root, split=args.split)
-    result = run_evaluation(model_from_checkpoint(args.checkpoint, device), data.eval_loader, device)
+    model = model_from_checkpoint(args.checkpoint, device)
+    check_fits(model, data.input_size, data.num_classes, f"checkpoint {args.checkpoint}", dataset)
+    result = run_evaluation(model, data.eval_loader, device)
     return {"checkpoint": str(args.checkpoint), "dataset": dataset, "split": args.split, "top1": result.top1,
             "top5": result.top5, "loss": result.loss, "images": result.n, "record": data.record}
 
 
 def metrics(args: argparse.Namespace) -> dict:
     from nas_impl.data import dataset_info
-    from nas_impl.metrics import measure_latency, model_metrics
+    from nas_impl.metrics import measure_latency
     from nas_impl.models import build_model
-    from nas_impl.runs import parse_input_size, resolve_device
+    from nas_impl.runs import architecture_metrics, parse_input_size, resolve_device
 
     input_size = dataset_info(args.dataset).input_size if args.dataset else parse_input_size(args.input_size)
-    model = build_model(args.spec)
-    out = model_metrics(model, input_size) | {"spec": str(args.spec)}
+    out = architecture_metrics(args.spec, input_size, f"architecture {args.spec}", args.dataset) | {"spec": str(args.spec)}
     if args.latency:
-        out["latency"] = measure_latency(model, input_size, batch_size=args.batch_size, device=resolve_device(args.device))
+        out["latency"] = measure_latency(build_model(args.spec), input_size, batch_size=args.batch_size,
+                                         device=resolve_device(args.device))
     return out

@@ -12,7 +12,7 @@ import os
 import zlib
 from pathlib import Path
 
-from nas_impl.errors import DataError
+from nas_impl.errors import DataError, describe_os_error
 
 ALGORITHMS = ("sha256", "md5")
 _CHUNK = 1 << 20
@@ -28,6 +28,10 @@ def file_digest(path: str | os.PathLike[str], algo: str = "sha256", *, gunzip: b
         stat = path.stat()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({describe_os_error(err)}); fix the path or its permissions") from None
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a file; put the data file itself there")
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, algo, gunzip)
     cached = _digest_cache.get(key)
     if cached is not None:
@@ -41,6 +45,8 @@ def file_digest(path: str | os.PathLike[str], algo: str = "sha256", *, gunzip: b
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataError(f"{path}: not a complete gzip file ({exc}); the file is truncated or corrupt, "
                         "download it again") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({describe_os_error(err)}); fix its permissions") from None
     digest = hasher.hexdigest()
     _digest_cache[key] = digest
     return digest
@@ -50,6 +56,8 @@ def verify_file(path: str | os.PathLike[str], expected: str, algo: str = "sha256
     """Raise DataError unless `path` exists and its `algo` digest equals `expected`."""
     path = Path(path)
     hint = f" {how_to_get}" if how_to_get else ""
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a file.{hint}")
     if not path.is_file():
         raise DataError(f"{path}: file not found.{hint}")
     actual = file_digest(path, algo)
@@ -64,7 +72,13 @@ def read_checksum_list(path: str | os.PathLike[str]) -> dict[str, str]:
     """Parse a `sha256sum`/`md5sum` output file into {file name: hex digest}."""
     path = Path(path)
     table: dict[str, str] = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a checksum list (not UTF-8 text); regenerate it with sha256sum") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({describe_os_error(err)}); fix its permissions") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         parts = line.split(maxsplit=1)

@@ -20,7 +20,7 @@ import torch
 from nas_impl.data.checksums import verify_file
 from nas_impl.data.image_dataset import ImageDataset, channel_stats
 from nas_impl.data.paths import resolve_data_root
-from nas_impl.errors import DataError
+from nas_impl.errors import DataError, describe_os_error
 
 _SIDE = 32
 _PIXELS = 3 * _SIDE * _SIDE
@@ -92,15 +92,23 @@ def _members(layout: CifarLayout) -> tuple[str, ...]:
 
 
 def _read_extracted(layout: CifarLayout, folder: Path, md5: Mapping[str, str], how_to_get: str) -> dict[str, Any]:
-    missing = [member for member in _members(layout) if not (folder / member).is_file()]
+    try:
+        os.listdir(folder)
+    except OSError as err:
+        raise DataError(f"{folder}: cannot list the folder ({describe_os_error(err)}); fix its permissions. "
+                        f"{how_to_get}") from None
+    missing = [member for member in _members(layout) if not (folder / member).exists()]
     if missing:
         raise DataError(f"{folder}: files {missing} not found. {how_to_get}")
     pickles = {}
     for member in _members(layout):
         path = folder / member
-        verify_file(path, md5[member], "md5", how_to_get)
-        with open(path, "rb") as stream:
-            pickles[member] = _unpickle(stream, path)
+        verify_file(path, md5[member], "md5", how_to_get)  # also: a folder or an unreadable file
+        try:
+            with open(path, "rb") as stream:
+                pickles[member] = _unpickle(stream, path)
+        except OSError as err:
+            raise DataError(f"{path}: cannot be read ({describe_os_error(err)}); fix its permissions") from None
     return pickles
 
 
@@ -161,7 +169,7 @@ def load_cifar(layout: CifarLayout, root: str | os.PathLike[str] | None = None, 
     folder, archive = root / layout.folder, root / layout.archive
     if folder.is_dir():
         pickles, origin = _read_extracted(layout, folder, table, how_to_get), folder
-    elif archive.is_file():
+    elif archive.exists():  # a folder of that name, or an unreadable file, fails in verify_file naming it
         pickles, origin = _read_archive(layout, archive, table, how_to_get), archive
     else:
         raise DataError(f"{layout.name}: neither {archive} nor {folder}/ exists. {how_to_get}")

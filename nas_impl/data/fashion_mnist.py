@@ -15,7 +15,7 @@ import torch
 from nas_impl.data.checksums import file_digest
 from nas_impl.data.image_dataset import ImageDataset, channel_stats
 from nas_impl.data.paths import resolve_data_root
-from nas_impl.errors import DataError
+from nas_impl.errors import DataError, describe_os_error
 
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -52,15 +52,47 @@ _LABELS_NDIM = 1
 
 
 def find_fashion_mnist_dir(root: str | os.PathLike[str] | None = None, *, search_system: bool = True) -> Path:
-    """`<root>/fashion-mnist` if it holds any of the files, else the Debian package's folder."""
-    candidates = [resolve_data_root(root) / SUBDIR]
-    if search_system:
-        candidates.append(SYSTEM_DIR)
-    for folder in candidates:
-        if any((folder / name).is_file() for name in FILES):
-            return folder
+    """`<root>/fashion-mnist` when it exists (it must then hold the four files: a folder of that name
+    that cannot be used is an error, never silently replaced); only when it does not exist at all,
+    the Debian package's folder."""
+    local = resolve_data_root(root) / SUBDIR
+    if local.exists() or local.is_symlink():
+        _check_local_dir(local, search_system)
+        return local
+    candidates = [local] + ([SYSTEM_DIR] if search_system else [])
+    if search_system and any((SYSTEM_DIR / name).is_file() for name in FILES):
+        return SYSTEM_DIR
     looked = " and ".join(str(folder) for folder in candidates)
     raise DataError(f"Fashion-MNIST not found: looked for {TRAIN_IMAGES} etc. in {looked}. {HOW_TO_GET}")
+
+
+def _local_fix(folder: Path, search_system: bool) -> str:
+    get = f"Put the four .gz files from https://github.com/zalandoresearch/fashion-mnist (data/fashion/) into {folder}/"
+    if not search_system:
+        return f"{get}."
+    return f"{get}, or remove {folder} to use the system copy in {SYSTEM_DIR} (Debian package dataset-fashion-mnist)."
+
+
+def _check_local_dir(folder: Path, search_system: bool) -> None:
+    """`<root>/fashion-mnist` exists: it must be a readable folder holding the four files."""
+    fix = _local_fix(folder, search_system)
+    if not folder.is_dir():
+        what = "a broken link" if not folder.exists() else "a file, not a folder"
+        raise DataError(f"{folder} is {what}: Fashion-MNIST is read from the folder {folder}/ when it exists. {fix}")
+    try:
+        names = set(os.listdir(folder))
+    except OSError as err:
+        raise DataError(f"{folder}: cannot list the Fashion-MNIST folder ({describe_os_error(err)}). "
+                        f"Fix its permissions. {fix}") from None
+    for name in FILES:
+        if name in names and not (folder / name).is_file():
+            raise DataError(f"{folder / name} is not a file (a folder?): it must be the gzipped IDX file. {fix}")
+    missing = [name for name in FILES if name not in names]
+    if len(missing) == len(FILES):
+        raise DataError(f"{folder} exists but holds none of the Fashion-MNIST files ({', '.join(FILES)}). {fix}")
+    if missing:
+        listed = ", ".join(str(folder / name) for name in missing)
+        raise DataError(f"{folder} is incomplete: {listed} not found. {fix}")
 
 
 def verify_fashion_mnist_file(path: Path) -> None:
@@ -88,6 +120,8 @@ def read_idx(path: str | os.PathLike[str], ndim: int) -> torch.Tensor:
             data = stream.read()
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataError(f"{path}: not a complete gzip file ({exc}); download it again. {HOW_TO_GET}") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({describe_os_error(err)}); fix its permissions. {HOW_TO_GET}") from None
     header_size = 4 + 4 * ndim
     if len(data) < header_size:
         raise DataError(f"{path}: truncated IDX file: {len(data)} bytes, shorter than the "

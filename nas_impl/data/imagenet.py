@@ -16,7 +16,7 @@ import torch
 
 from nas_impl.data.checksums import read_checksum_list, verify_file
 from nas_impl.data.paths import resolve_data_root
-from nas_impl.errors import DataError
+from nas_impl.errors import DataError, describe_os_error
 
 SUBDIR = "imagenet"
 NUM_CLASSES = 1000
@@ -120,7 +120,12 @@ def load_imagenet(
         split_dir = folder / split
         if not split_dir.is_dir():
             raise DataError(f"ImageNet: {split_dir}/ not found; expected {expected}. {HOW_TO_GET}")
-        counts[split] = _count_images(split_dir)
+        try:
+            counts[split] = _count_images(split_dir)
+        except OSError as err:
+            where = err.filename or split_dir
+            raise DataError(f"ImageNet: {where}: cannot be read ({describe_os_error(err)}); fix its permissions. "
+                            f"{HOW_TO_GET}") from None
     train_classes, val_classes = sorted(counts["train"]), sorted(counts["val"])
     if train_classes != val_classes:
         only_train = sorted(set(train_classes) - set(val_classes))[:5]

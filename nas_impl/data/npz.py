@@ -18,7 +18,7 @@ import torch
 
 from nas_impl.data.checksums import read_checksum_list, verify_file
 from nas_impl.data.image_dataset import ImageDataset, channel_stats
-from nas_impl.errors import DataError
+from nas_impl.errors import DataError, describe_os_error
 
 CHECKSUM_FILE = "SHA256SUMS"
 SPLITS = ("train", "test")
@@ -52,7 +52,12 @@ def _load_shard(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+    except OSError as err:
+        if isinstance(err, (PermissionError, IsADirectoryError)):
+            raise DataError(f"{path}: cannot be read ({describe_os_error(err)}); fix the path or its "
+                            "permissions") from None
+        raise DataError(f"{path}: not a readable .npz file ({err}); regenerate or re-download it") from None
+    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
         raise DataError(f"{path}: not a readable .npz file ({exc}); regenerate or re-download it") from None
 
 
@@ -98,7 +103,13 @@ def load_npz_dataset(
     name = name or f"npz:{directory}"
     hint = f" {how_to_get}" if how_to_get else ""
     if not directory.is_dir():
-        raise DataError(f"dataset {name}: directory {directory} not found.{hint}")
+        state = "is a file, not a folder" if directory.exists() else "not found"
+        raise DataError(f"dataset {name}: directory {directory} {state}.{hint}")
+    try:
+        os.listdir(directory)
+    except OSError as err:
+        raise DataError(f"dataset {name}: cannot list {directory} ({describe_os_error(err)}); fix its "
+                        f"permissions.{hint}") from None
     shards = sorted(directory.glob("*.npz"))
     table = _checksum_table(directory, expected_sha256)
     if not shards and not table:

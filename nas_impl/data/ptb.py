@@ -15,7 +15,7 @@ import torch
 
 from nas_impl.data.checksums import verify_file
 from nas_impl.data.paths import resolve_data_root
-from nas_impl.errors import DataError
+from nas_impl.errors import DataError, describe_os_error
 
 EOS = "<eos>"
 SUBDIR = "ptb"
@@ -68,8 +68,14 @@ class PennTreebank:
 
 
 def _lines(path: Path) -> list[list[str]]:
-    with open(path, encoding="utf-8") as stream:
-        return [line.split() + [EOS] for line in stream]
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return [line.split() + [EOS] for line in stream]
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x}); this is not Mikolov's "
+                        f"PTB file. {HOW_TO_GET}") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({describe_os_error(err)}); fix its permissions. {HOW_TO_GET}") from None
 
 
 def _encode_known(vocab: Vocabulary, path: Path, lines: list[list[str]], train_name: str) -> torch.Tensor:
@@ -89,8 +95,9 @@ def load_ptb(root: str | os.PathLike[str] | None = None, *, md5: Mapping[str, st
     folder = resolve_data_root(root) / SUBDIR
     table = {**PUBLISHED_MD5, **(md5 or {})}
     paths = {split: folder / name for split, name in FILES.items()}
+    how_to_get = HOW_TO_GET.replace("<data root>/ptb", str(folder))
     for path in paths.values():
-        verify_file(path, table[path.name], "md5", HOW_TO_GET)
+        verify_file(path, table[path.name], "md5", how_to_get)
 
     train_lines = _lines(paths["train"])
     vocab = Vocabulary(word for words in train_lines for word in words)

@@ -2,7 +2,8 @@
 
 In-memory image datasets (`load_dataset`): fashion-mnist, cifar10, cifar100, cifar10-jpg and
 `npz:<directory>`. ImageNet is too large to hold in memory: it is known here (DATASET_INFO) but
-read from its folders through `load_imagenet`. Penn Treebank is text: see `load_ptb`.
+read from its folders through `load_imagenet`. Penn Treebank (`ptb`, TEXT_DATASETS) is text: see
+`load_ptb`; `nasrepro prepare-data` verifies it, the image functions here refuse it by name.
 
 Data root: the `root` argument, else $NASREPRO_DATA, else ./data.
 """
@@ -77,16 +78,29 @@ _READERS: dict[str, Callable[[Path], ImageDataset]] = {
 }
 
 
+# Text datasets: known to `nasrepro prepare-data` (it verifies them), but not image datasets.
+TEXT_DATASETS = {"ptb": "Penn Treebank"}
+
+
 def dataset_info(name: str) -> DatasetInfo:
     """DATASET_INFO[name], or a DataError listing the known names."""
+    if name in TEXT_DATASETS:
+        raise _text(name)
     if name not in DATASET_INFO:
         raise _unknown(name)
     return DATASET_INFO[name]
 
 
 def _unknown(name: str) -> DataError:
+    text = ", ".join(f"{key} ({title})" for key, title in TEXT_DATASETS.items())
     return DataError(f"unknown dataset {name!r}; known datasets: {', '.join(list_datasets())} "
-                     f"(or {NPZ_PREFIX}<directory> for a folder of .npz shards)")
+                     f"(or {NPZ_PREFIX}<directory> for a folder of .npz shards); text: {text}")
+
+
+def _text(name: str) -> DataError:
+    return DataError(f"dataset {name!r} ({TEXT_DATASETS[name]}) is text, not images: it has no image size and "
+                     f"no image loader; nasrepro prepare-data --dataset {name} verifies it, "
+                     "nas_impl.data.load_ptb reads it")
 
 
 def list_datasets() -> list[str]:
@@ -105,6 +119,8 @@ def load_dataset(name: str, root: str | os.PathLike[str] | None = None) -> Image
     if name == "imagenet":
         raise DataError("dataset 'imagenet' is read from image folders, not loaded into memory: "
                         "use nas_impl.data.load_imagenet(root) and its train_dataset()/val_dataset()")
+    if name in TEXT_DATASETS:
+        raise _text(name)
     reader = _READERS.get(name)
     if reader is None:
         raise _unknown(name)

@@ -8,27 +8,35 @@ import dataclasses
 from typing import Any
 
 from nas_impl.errors import SpecError
-from nas_impl.training.recipe import Recipe, recipe_from_dict, unwrap_sources
+from nas_impl.training.recipe import (
+    Recipe, RecipeKeyError, check_types, recipe_from_dict, unknown_keys_error, unwrap_sources,
+)
 
 
 def split_search_recipe(raw: Any, origin: str, settings: type) -> tuple[Recipe, dict[str, Any]]:
     """(the weights' Recipe, the values of the `settings` dataclass's keys); unknown keys are errors."""
     if not isinstance(raw, dict):
         raise SpecError(f"{origin}: a search recipe must be a mapping, got {type(raw).__name__}")
-    values, sources = unwrap_sources(dict(raw))
+    values, sources = unwrap_sources(dict(raw), origin)
     own = {f.name for f in dataclasses.fields(settings)}
     known = own | {f.name for f in dataclasses.fields(Recipe)} - {"sources"}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise SpecError(f"{origin}: unknown search recipe key(s) {unknown}; allowed keys: {sorted(known)}")
+        raise unknown_keys_error(origin, unknown, known, what="search recipe")
     method_values = {k: values.pop(k) for k in list(values) if k in own}
     return recipe_from_dict({**values, "sources": sources}, origin), method_values
 
 
 def build_settings(settings: type, values: dict[str, Any], origin: str) -> Any:
-    """`settings(**values)`, naming `origin` in its validation errors."""
+    """`settings(**values)`: every value of its field's type (a YAML `arch_lr: 1e-3` is a string),
+    lists as tuples, and validation errors naming `origin` and the key."""
+    check_types(settings, values, origin, what="search recipe key")
+    tuples = {f.name for f in dataclasses.fields(settings) if str(f.type).startswith("tuple")}
+    values = {k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in values.items()}
     try:
         return settings(**values)
+    except RecipeKeyError as err:
+        raise err.located(origin) from None
     except (SpecError, TypeError) as err:
         raise SpecError(f"{origin}: {err}") from None
 

@@ -7,6 +7,9 @@ every recipe is a valid Recipe, and every claim names a published row.
 
 from __future__ import annotations
 
+import difflib
+import json
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -15,9 +18,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-from nas_impl.errors import SpecError
+from nas_impl.errors import SpecError, describe_os_error
 from nas_impl.replication.published import PublishedRow, load_published
-from nas_impl.training.recipe import Recipe, recipe_from_dict
+from nas_impl.training.recipe import Recipe, RecipeKeyError, recipe_from_dict
 
 SCALES = ("smoke", "reduced", "paper")
 DEFAULT_SEEDS = {"smoke": [0], "reduced": [0], "paper": [0, 1, 2]}
@@ -93,7 +96,10 @@ class Replication:
         entry = self.searches[search]
         raw = {**self.search_recipes[entry.recipe][scale], **entry.settings, **(overrides or {})}
         origin = f"{self.root / 'replication.yaml'}: searches.{search} (search_recipes.{entry.recipe}.{scale})"
-        return get_method(entry.method).recipe_from_dict(raw, origin)
+        try:
+            return get_method(entry.method).recipe_from_dict(raw, origin)
+        except RecipeKeyError as err:
+            raise blame_overrides(err, overrides) from None
 
     def run_dataset(self, experiment: str, scale: str) -> str:
         return self.datasets[self.experiments[experiment].dataset][scale]
@@ -108,8 +114,13 @@ class Replication:
         return self.datasets[self.searches[search].dataset][scale]
 
     def recipe(self, name: str, scale: str, overrides: dict[str, Any] | None = None) -> Recipe:
+        """The recipe of one scale with `overrides` (`nasrepro recipe --set`) applied; an error that an
+        override causes names the --set, others the manifest's key."""
         raw = {**self.recipes[name][scale], **(overrides or {})}
-        return recipe_from_dict(raw, origin=f"{self.root / 'replication.yaml'}: recipes.{name}.{scale}")
+        try:
+            return recipe_from_dict(raw, origin=f"{self.root / 'replication.yaml'}: recipes.{name}.{scale}")
+        except RecipeKeyError as err:
+            raise blame_overrides(err, overrides) from None
 
     def experiments_at(self, scale: str) -> list[str]:
         return [name for name, exp in self.experiments.items() if scale in exp.scales]
@@ -117,6 +128,23 @@ class Replication:
     @property
     def tables(self) -> list[str]:
         return sorted({row.table for row in self.published})
+
+
+def override_text(key: str, value: Any) -> str:
+    """An override as the user wrote it: `--set key=value`."""
+    return f"--set {key}={value if isinstance(value, str) else json.dumps(value)}"
+
+
+def blame_overrides(err: RecipeKeyError, overrides: dict[str, Any] | None) -> RecipeKeyError:
+    """`err` with the --set options among its keys as its origin (they caused it), else `err` itself."""
+    culprits = [key for key in err.keys if key in (overrides or {})]
+    if not culprits:
+        return err
+    origin = ", ".join(override_text(key, overrides[key]) for key in culprits)
+    if err.keys[0] in culprits:
+        return RecipeKeyError(origin, err.keys, err.detail)
+    return RecipeKeyError(origin, err.keys, f"conflicts with {err.origin}: {err.detail}; "
+                                            f"set '{err.keys[0]}' too (another --set)")
 
 
 @cache
@@ -141,27 +169,72 @@ def _fill_defaults(instance: Any, schema: dict[str, Any]) -> None:
                 _fill_defaults(value, extra)
 
 
+# Which schema error to report first among those at one place: an unknown key (often a typo) explains
+# the others (e.g. a misspelt required key).
+_FIRST = {"additionalProperties": 0, "required": 1}
+
+
 def validate_manifest(raw: Any, origin: str) -> dict[str, Any]:
-    errors = sorted(_validator().iter_errors(raw), key=lambda e: list(e.absolute_path))
+    errors = sorted(_validator().iter_errors(raw),
+                    key=lambda e: ([str(p) for p in e.absolute_path], _FIRST.get(e.validator, 2)))
     if errors:
-        err = errors[0]
-        where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise SpecError(f"{origin}: key '{where}': {err.message}")
+        raise SpecError(f"{origin}: {schema_message(errors[0])}")
     _fill_defaults(raw, _validator().schema)
     return raw
+
+
+def _closest(word: str, options: list[str]) -> str | None:
+    """The likeliest intended key: a transposition ('lable' -> 'label') before other near misses."""
+    close = difflib.get_close_matches(word, options, n=3)
+    transposed = [c for c in close if sorted(c) == sorted(word)]
+    return (transposed or close or [None])[0]
+
+
+def schema_message(err: jsonschema.ValidationError) -> str:
+    """One line for a schema error: the key path, what is wrong and the fix."""
+    path = [str(p) for p in err.absolute_path]
+    where = ".".join(path)
+    at = f"in '{where}'" if path else "at the top level"
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = list(err.schema.get("properties", {}))
+        patterns = list(err.schema.get("patternProperties", {}))
+        extra = [str(k) for k in err.instance if k not in allowed and not any(re.search(p, str(k)) for p in patterns)]
+        guess = _closest(extra[0], allowed) if extra else None
+        hint = f" (did you mean '{guess}'?)" if guess else ""
+        anchors = "; keys starting with x- hold YAML anchors" if "^x-" in patterns else ""
+        return (f"unknown key '{extra[0] if extra else '?'}' {at}{hint}; allowed: {', '.join(allowed)}{anchors}"
+                if allowed else f"{at}: {err.message}")
+    if err.validator == "required":
+        missing = [k for k in err.validator_value if isinstance(err.instance, dict) and k not in err.instance]
+        return f"key '{missing[0] if missing else err.message}' is missing {at}; add it"
+    if err.validator == "oneOf" and all(set(sub) == {"required"} for sub in err.validator_value):
+        names = [sub["required"][0] for sub in err.validator_value]
+        present = [n for n in names if isinstance(err.instance, dict) and n in err.instance]
+        choice = " or ".join(f"'{n}'" for n in names)
+        state = f"has {' and '.join(repr(n) for n in present)}" if present else "has neither"
+        return f"'{where}' {state}: give exactly one of {choice}"
+    if "propertyNames" in err.schema_path:
+        return f"name {err.instance!r} {at} may hold only letters, digits, '_', '.' and '-': rename it"
+    return f"key '{where or '(top level)'}': {err.message}"
 
 
 def load_replication(root: str | Path) -> Replication:
     root = Path(root)
     path = root / "replication.yaml"
     if not path.is_file():
-        raise SpecError(f"{path} does not exist: a replication folder needs replication.yaml, published.csv and archs/")
+        state = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise SpecError(f"{path} {state}: a replication folder needs replication.yaml, published.csv and archs/")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(_read_text(path))
     except yaml.YAMLError as err:
-        raise SpecError(f"{path} is not valid YAML: {err}") from None
+        raise SpecError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
     raw = validate_manifest(raw, str(path))
-    published = load_published(root / "published.csv")
+    csv_path = root / "published.csv"
+    if csv_path.is_dir():
+        raise SpecError(f"{csv_path} is a folder, not a file: every replication needs a published.csv")
+    if csv_path.is_file():
+        _read_text(csv_path)  # an unreadable or non-UTF-8 file: one clear message
+    published = load_published(csv_path)
     replication = Replication(
         root=root,
         paper=raw["paper"],
@@ -191,6 +264,17 @@ def load_replication(root: str | Path) -> Replication:
     )
     _check_references(replication, path)
     return replication
+
+
+def _read_text(path: Path) -> str:
+    """The UTF-8 text of a manifest file, or one SpecError naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}): "
+                        "save it as UTF-8") from None
+    except OSError as err:
+        raise SpecError(f"{path} cannot be read ({describe_os_error(err)}): fix its permissions") from None
 
 
 def _check_references(rep: Replication, path: Path) -> None:

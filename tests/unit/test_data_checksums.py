@@ -51,3 +51,39 @@ def test_read_checksum_list(tmp_path):
     sums.write_text("not a checksum line\n")
     with pytest.raises(DataError, match="SHA256SUMS line 1"):
         read_checksum_list(sums)
+
+
+# -- unreadable files: one DataError naming the file -----------------------------------------------
+def test_a_folder_in_place_of_a_file_is_named(tmp_path):
+    folder = tmp_path / "data.bin"
+    folder.mkdir()
+    with pytest.raises(DataError, match=r"data\.bin: is a folder, not a file\. get it"):
+        verify_file(folder, "0" * 64, "sha256", "get it")
+    with pytest.raises(DataError, match=r"data\.bin: is a folder, not a file"):
+        file_digest(folder)
+
+
+def test_an_unreadable_file_is_named(tmp_path, monkeypatch):
+    from nas_impl.data import checksums
+
+    path = tmp_path / "locked.bin"
+    path.write_bytes(b"x")
+
+    def denied(name, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(name))
+
+    monkeypatch.setattr(checksums, "open", denied, raising=False)
+    checksums.clear_digest_cache()
+    with pytest.raises(DataError, match=r"locked\.bin: cannot be read \(permission denied\)"):
+        file_digest(path)
+
+
+def test_a_checksum_list_that_is_not_text_is_named(tmp_path):
+    path = tmp_path / "SHA256SUMS"
+    path.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(DataError, match=r"SHA256SUMS: not a checksum list \(not UTF-8 text\)"):
+        read_checksum_list(path)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(DataError, match=r"SHA256SUMS: cannot be read \(it is a folder, not a file\)"):
+        read_checksum_list(path)

@@ -123,3 +123,19 @@ def test_malformed_batch(tmp_path):
     table = {member: md5(folder / member) for member in CIFAR10.md5 if (folder / member).exists()}
     with pytest.raises(DataError, match=r"test_batch: expected uint8 data of shape \(N, 3072\)"):
         load_cifar10(tmp_path, md5=table)
+
+
+def test_a_folder_in_place_of_a_batch_is_named(tmp_path):
+    folder = tmp_path / CIFAR10.folder
+    write_fake_cifar(CIFAR10, folder)
+    table = {member: md5(folder / member) for member in CIFAR10.md5 if (folder / member).exists()}
+    (folder / "data_batch_2").unlink()
+    (folder / "data_batch_2").mkdir()
+    with pytest.raises(DataError, match=r"data_batch_2: is a folder, not a file\. Download"):
+        load_cifar10(tmp_path, md5=table)
+
+
+def test_a_folder_in_place_of_the_archive_is_named(tmp_path):
+    (tmp_path / CIFAR10.archive).mkdir()
+    with pytest.raises(DataError, match=r"cifar-10-python\.tar\.gz: is a folder, not a file"):
+        load_cifar10(tmp_path)

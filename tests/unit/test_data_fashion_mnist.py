@@ -36,10 +36,12 @@ def test_missing_file_names_path_and_how_to_get(tmp_path):
     folder.mkdir()
     write_idx(folder / fashion_mnist.TRAIN_LABELS, (1,), b"\x00")
     with pytest.raises(DataError) as info:
-        load_fashion_mnist(tmp_path, search_system=False)
+        load_fashion_mnist(tmp_path)  # the folder exists: no fall-back to the system copy
     message = str(info.value)
     assert str(folder / fashion_mnist.TRAIN_IMAGES) in message and "not found" in message
+    assert str(folder / fashion_mnist.TRAIN_LABELS) not in message  # present, so not listed as missing
     assert "dataset-fashion-mnist" in message and "zalandoresearch/fashion-mnist" in message
+    assert f"remove {folder} to use the system copy in {fashion_mnist.SYSTEM_DIR}" in message
 
 
 def test_nothing_found_names_both_locations(tmp_path):
@@ -87,3 +89,81 @@ def test_bad_magic_number(tmp_path):
     write_idx(path, (10,), bytes(10))
     with pytest.raises(DataError, match="bad IDX magic number 00000801: expected 00000803"):
         read_idx(path, 3)
+
+
+# -- <root>/fashion-mnist: used when it exists, never silently replaced by the system copy ----------
+def _folder_error(tmp_path, **kwargs) -> str:
+    with pytest.raises(DataError) as info:
+        fashion_mnist.find_fashion_mnist_dir(tmp_path, **kwargs)
+    message = str(info.value)
+    folder = tmp_path / "fashion-mnist"
+    assert str(folder) in message and "zalandoresearch/fashion-mnist" in message
+    assert "\n" not in message
+    return message
+
+
+def test_an_empty_root_folder_is_an_error_not_a_fall_back(tmp_path):
+    (tmp_path / "fashion-mnist").mkdir()
+    message = _folder_error(tmp_path)
+    assert "holds none of the Fashion-MNIST files" in message
+    assert f"or remove {tmp_path / 'fashion-mnist'} to use the system copy in {fashion_mnist.SYSTEM_DIR}" in message
+
+
+def test_a_file_named_fashion_mnist_is_an_error(tmp_path):
+    (tmp_path / "fashion-mnist").write_text("not a folder")
+    assert "is a file, not a folder" in _folder_error(tmp_path)
+
+
+def test_a_folder_in_place_of_a_data_file_is_named(tmp_path):
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    for name in fashion_mnist.FILES[1:]:
+        write_idx(folder / name, (1,), b"\x00")
+    (folder / fashion_mnist.TRAIN_IMAGES).mkdir()
+    assert f"{folder / fashion_mnist.TRAIN_IMAGES} is not a file" in _folder_error(tmp_path)
+
+
+def test_an_unreadable_root_folder_is_named(tmp_path, monkeypatch):
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    listdir = fashion_mnist.os.listdir
+
+    def denied(path):
+        if str(path) == str(folder):
+            raise PermissionError(13, "Permission denied", str(path))
+        return listdir(path)
+
+    monkeypatch.setattr(fashion_mnist.os, "listdir", denied)
+    assert "cannot list the Fashion-MNIST folder (permission denied)" in _folder_error(tmp_path)
+
+
+def test_an_unreadable_data_file_is_named(tmp_path, monkeypatch):
+    from nas_impl.data import checksums
+
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    for name in fashion_mnist.FILES:
+        write_idx(folder / name, (1,), b"\x00")
+
+    def denied(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(checksums, "open", denied, raising=False)
+    checksums.clear_digest_cache()
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz: cannot be read \(permission denied\)"):
+        load_fashion_mnist(tmp_path)
+
+
+def test_only_a_missing_root_folder_falls_back_to_the_system_folder(tmp_path, monkeypatch):
+    system = tmp_path / "system"
+    system.mkdir()
+    write_idx(system / fashion_mnist.TRAIN_IMAGES, (1,), b"\x00")
+    monkeypatch.setattr(fashion_mnist, "SYSTEM_DIR", system)
+    root = tmp_path / "root"
+    root.mkdir()
+    assert fashion_mnist.find_fashion_mnist_dir(root) == system
+    (root / "fashion-mnist").mkdir()
+    with pytest.raises(DataError, match="holds none of the Fashion-MNIST files"):
+        fashion_mnist.find_fashion_mnist_dir(root)
+    with pytest.raises(DataError, match="Fashion-MNIST not found"):
+        fashion_mnist.find_fashion_mnist_dir(tmp_path / "elsewhere", search_system=False)

@@ -160,7 +160,7 @@ def test_channels_last_and_no_augmentation_passthrough():
 def test_augmentation_from_dict():
     assert Augmentation.from_dict({"crop_padding": 4, "flip": True}) == Augmentation(4, True, 0)
     assert Augmentation.from_dict(None) == Augmentation()
-    with pytest.raises(SpecError, match=r"unknown keys \['crop'\]"):
+    with pytest.raises(SpecError, match=r"unknown key\(s\) \['crop'\]"):
         Augmentation.from_dict({"crop": 4})
 
 

@@ -106,3 +106,14 @@ def test_corrupt_shard(tmp_path):
     (tmp_path / "test.npz").write_bytes(b"not a zip file")
     with pytest.raises(DataError, match="test.npz: not a readable .npz file"):
         load_npz_dataset(tmp_path)
+
+
+def test_a_file_in_place_of_the_directory_and_an_unreadable_shard(tmp_path):
+    (tmp_path / "shards").write_text("not a folder")
+    with pytest.raises(DataError, match=r"directory .*shards is a file, not a folder"):
+        load_npz_dataset(tmp_path / "shards")
+    folder = tmp_path / "dir"
+    make_shards(folder)
+    (folder / "c.npz").mkdir()  # a folder that looks like a shard
+    with pytest.raises(DataError, match=r"c\.npz: cannot be read \(it is a folder, not a file\)"):
+        load_npz_dataset(folder, num_classes=4)

@@ -61,3 +61,57 @@ def test_wrong_checksum_and_missing_file(tmp_path):
         load_ptb(tmp_path)
     with pytest.raises(DataError, match=r"ptb.train.txt: file not found.*simple-examples"):
         load_ptb(tmp_path / "elsewhere")
+
+
+def test_unreadable_ptb_files_are_named(tmp_path):
+    md5 = write_ptb(tmp_path / "ptb", " the dog \n")
+    train = tmp_path / "ptb" / "ptb.train.txt"
+    train.unlink()
+    train.mkdir()
+    with pytest.raises(DataError, match=r"ptb\.train\.txt: is a folder, not a file\. Copy .* into .*/ptb/"):
+        load_ptb(tmp_path, md5=md5)
+    train.rmdir()
+    train.write_bytes(b" the cat \xff sat \n")
+    md5["ptb.train.txt"] = hashlib.md5(train.read_bytes()).hexdigest()
+    with pytest.raises(DataError, match=r"ptb\.train\.txt: not UTF-8 text \(byte 0xff\)"):
+        load_ptb(tmp_path, md5=md5)
+
+
+def test_ptb_is_known_to_prepare_data_but_not_an_image_dataset():
+    from nas_impl.data import dataset_info, load_dataset
+
+    with pytest.raises(DataError, match=r"dataset 'ptb' \(Penn Treebank\) is text, not images"):
+        load_dataset("ptb")
+    with pytest.raises(DataError, match=r"dataset 'ptb' \(Penn Treebank\) is text"):
+        dataset_info("ptb")
+    with pytest.raises(DataError, match=r"unknown dataset 'penn'; known datasets: .*; text: ptb \(Penn Treebank\)"):
+        load_dataset("penn")
+
+
+# -- nasrepro prepare-data --dataset ptb ---------------------------------------------------------
+def test_prepare_data_ptb_summarises_the_real_copy(shared_data, tmp_path, capsys):
+    import json
+
+    from nas_impl.cli import main
+
+    out = tmp_path / "ptb.json"
+    code = main(["prepare-data", "--dataset", "ptb", "--data-root", str(shared_data), "--out", str(out)])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert json.loads(out.read_text()) == summary
+    # Mikolov's split: 887,521 / 70,390 / 78,669 words plus one <eos> per line (42,068 / 3,370 /
+    # 3,761 lines) = 929,589 / 73,760 / 82,430 tokens; 10,000 word types including <eos>.
+    assert summary["tokens"] == {"train": 929_589, "valid": 73_760, "test": 82_430}
+    assert summary["vocab_size"] == 10_000 and summary["dataset"] == "ptb" and summary["verify_s"] >= 0
+    assert not {"train_images", "input_size", "mean", "std", "num_classes"} & set(summary)
+
+
+def test_prepare_data_ptb_without_the_files_is_one_line(tmp_path, capsys):
+    from nas_impl.cli import main
+
+    code = main(["prepare-data", "--dataset", "ptb", "--data-root", str(tmp_path)])
+    _, stderr = capsys.readouterr()
+    assert code == 2 and stderr.count("\n") == 1 and "Traceback" not in stderr
+    assert stderr.startswith("nasrepro prepare-data: error: ") and str(tmp_path / "ptb" / "ptb.train.txt") in stderr
+    assert f"into {tmp_path / 'ptb'}/" in stderr

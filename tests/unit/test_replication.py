@@ -85,7 +85,7 @@ def test_published_header_must_have_every_column(tmp_path):
     ({"experiments": {"r20": {"arch": "resnet20-cifar", "dataset": "cifar10", "recipe": "r",
                               "claims": [{"table": "t", "model": "ResNet-21"}]}}}, "no published row has table 't' and model 'ResNet-21'"),
     ({"recipes": {"r": {"smoke": {"epochs": 1, "lr": -1}, "reduced": {"epochs": 1}, "paper": {"epochs": 1}}}}, r"recipes\.r\.smoke.*'lr'"),
-    ({"recipes": {"r": {"smoke": {"epochs": 1}}}}, r"key 'recipes\.r': 'reduced' is a required property"),
+    ({"recipes": {"r": {"smoke": {"epochs": 1}}}}, r"key 'reduced' is missing in 'recipes\.r'; add it"),
     ({"accuracy_scales": ["huge"]}, r"key 'accuracy_scales\.0'"),
 ])
 def test_invalid_manifests_name_the_key(tmp_path, override, message):
@@ -293,3 +293,77 @@ def test_a_searched_shape_outside_the_search_tolerance_is_not_reproduced(tmp_pat
     row = compare_replication(rep, results, "reduced")["t"].set_index(["model", "metric"]).loc[
         ("R20 TAS [searched, KD]", "macs_reduction")]
     assert row["verdict"] == "not reproduced" and row["tolerance"] == pytest.approx(0.067 * 45.0)
+
+
+# -- schema errors as one line naming the key and the fix ------------------------------------------
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.update(experimnts=m.pop("experiments")),
+     "unknown key 'experimnts' at the top level (did you mean 'experiments'?); allowed: paper, title, accuracy_scales, "
+     "tolerances, seeds, datasets, recipes, search_scales, search_recipes, searches, experiments; keys starting with "
+     "x- hold YAML anchors"),
+    (lambda m: m["experiments"]["r20"].update(scale=["smoke"]),
+     "unknown key 'scale' in 'experiments.r20' (did you mean 'scales'?); allowed: arch, search, search_target, "),
+    (lambda m: m["experiments"]["r20"]["claims"].append({"table": "t", "model": "ResNet-20", "lable": "x"}),
+     "unknown key 'lable' in 'experiments.r20.claims.1' (did you mean 'label'?)"),
+    (lambda m: m["recipes"]["r"].update(smoek={"epochs": 1}), "unknown key 'smoek' in 'recipes.r' (did you mean 'smoke'?)"),
+    (lambda m: m["tolerances"].update(acuracy=1.0), "unknown key 'acuracy' in 'tolerances' (did you mean 'accuracy'?)"),
+    (lambda m: m["recipes"]["r"]["smoke"].update(lrr=0.1),
+     "recipes.r.smoke: unknown recipe key(s) ['lrr'] (did you mean 'lr'?); allowed keys:"),
+    (lambda m: m["recipes"]["r"]["smoke"].update(weight_decay="5e-4"),
+     "recipes.r.smoke: recipe key 'weight_decay' = '5e-4' was read as a string: YAML needs a decimal point"),
+    (lambda m: m["experiments"]["r20"].update(search="s"), "'experiments.r20' has 'arch' and 'search': give exactly one"),
+    (lambda m: m["experiments"]["r20"].pop("arch"), "'experiments.r20' has neither: give exactly one of 'arch' or 'search'"),
+    (lambda m: m["experiments"].update({"bad name": m["experiments"]["r20"]}),
+     "name 'bad name' in 'experiments' may hold only letters, digits, '_', '.' and '-'"),
+    (lambda m: m.pop("title"), "key 'title' is missing at the top level; add it"),
+])
+def test_schema_errors_name_the_key_and_the_fix(tmp_path, change, message):
+    manifest = {"paper": "toy", "title": "toy", "tolerances": {},
+                "datasets": {"cifar10": {"smoke": "fashion-mnist", "reduced": "cifar10", "paper": "cifar10"}},
+                "recipes": {"r": {"smoke": {"epochs": 1}, "reduced": {"epochs": 2}, "paper": {"epochs": 3}}},
+                "experiments": {"r20": {"arch": "resnet20-cifar", "dataset": "cifar10", "recipe": "r",
+                                        "claims": [{"table": "t", "model": "ResNet-20"}]}}}
+    change(manifest)
+    root = write_replication(tmp_path, PUBLISHED, **manifest)
+    if "experimnts" in manifest or "title" not in manifest:  # write_replication's defaults would refill them
+        (root / "replication.yaml").write_text(yaml.safe_dump(manifest))
+    with pytest.raises(SpecError) as err:
+        load_replication(root)
+    assert str(err.value).startswith(f"{root / 'replication.yaml'}: "), str(err.value)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert "does not match any of the regexes" not in str(err.value)
+
+
+def test_x_keys_hold_anchors(tmp_path):
+    root = write_replication(tmp_path, PUBLISHED, **{"x-recipe": {"epochs": 1}})
+    assert load_replication(root).paper == "toy"
+
+
+def test_unreadable_manifest_files_are_named(tmp_path):
+    root = write_replication(tmp_path, PUBLISHED)
+    manifest = root / "replication.yaml"
+    text = manifest.read_text()
+    manifest.write_bytes(text.replace("title: toy", "title: caf\xe9").encode("latin-1"))
+    with pytest.raises(SpecError, match=rf"{manifest} is not UTF-8 text \(byte 0xe9 at offset \d+\): save it as UTF-8"):
+        load_replication(root)
+    manifest.write_text(text)
+    published = root / "published.csv"
+    published.write_bytes((HEADER + "t,cifar10,ResNet-20,macs,40.81,M,Tab. 1 \xa7 2,\n").encode("latin-1"))
+    with pytest.raises(SpecError, match=rf"{published} is not UTF-8 text \(byte 0xa7"):
+        load_replication(root)
+    published.unlink()
+    published.mkdir()
+    with pytest.raises(SpecError, match=rf"{published} is a folder, not a file"):
+        load_replication(root)
+    manifest.unlink()
+    manifest.mkdir()
+    with pytest.raises(SpecError, match=rf"{manifest} is a folder, not a file"):
+        load_replication(root)
+
+
+def test_a_manifest_error_is_one_line_on_the_command_line(tmp_path, capsys):
+    root = write_replication(tmp_path, PUBLISHED, experimnts={})
+    code = main(["recipe", "--replication", str(root), "--name", "r", "--scale", "smoke", "--out", str(tmp_path / "r.yaml")])
+    _, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"nasrepro recipe: error: {root / 'replication.yaml'}: unknown key 'experimnts' at the top level")

@@ -3,6 +3,11 @@
 # Each found shape (search.json's targets) is retrained from scratch by the shared chain
 # (train.smk), next to the default-width network trained the same way; see
 # replications/autoslim/README.md.
+# The super-network stage checkpoints every epoch to search_checkpoint.pt, which is not a declared
+# output: a killed stage, rerun, resumes from its last complete epoch (the resume guard removes it
+# when the base network, dataset or a recipe key other than the slimming-only ones changed).
+# supernet.pt is declared: written once, when the stage finished. The slim stage has no per-step
+# state: rerun, it slims supernet.pt again from the start.
 
 
 rule autoslim_supernet:
@@ -21,10 +26,12 @@ rule autoslim_supernet:
     benchmark:
         f"{RESULTS}/benchmarks/{{paper}}/supernet/{{search}}-seed{{seed}}.tsv"
     params:
+        guard=supernet_guard,
         dataset=search_dataset,
         out=search_dir,
         data_root=config["data_root"],
         device=config["device"],
+        threads=THREADS,
     threads: train_threads
     resources:
         gpu=train_resource("gpu"),
@@ -33,9 +40,11 @@ rule autoslim_supernet:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} nasrepro search --method autoslim --stage supernet --arch {input.base} "
+        "{params.guard} > {log} 2>&1 && "
+        "OMP_NUM_THREADS={params.threads} nasrepro search --method autoslim --stage supernet --arch {input.base} "
         "--recipe {input.recipe} --dataset {params.dataset} --data-root {params.data_root} "
-        "--out {params.out} --seed {wildcards.seed} --device {params.device} --resume > {log} 2>&1"
+        "--out {params.out} --seed {wildcards.seed} --device {params.device} --threads {params.threads} "
+        "--resume >> {log} 2>&1"
 
 
 rule autoslim_slim:
@@ -59,6 +68,7 @@ rule autoslim_slim:
         out=search_dir,
         data_root=config["data_root"],
         device=config["device"],
+        threads=THREADS,
     threads: train_threads
     resources:
         gpu=train_resource("gpu"),
@@ -67,6 +77,7 @@ rule autoslim_slim:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} nasrepro search --method autoslim --stage slim --arch {input.base} "
+        "OMP_NUM_THREADS={params.threads} nasrepro search --method autoslim --stage slim --arch {input.base} "
         "--recipe {input.recipe} --dataset {params.dataset} --data-root {params.data_root} "
-        "--out {params.out} --seed {wildcards.seed} --device {params.device} > {log} 2>&1"
+        "--out {params.out} --seed {wildcards.seed} --device {params.device} --threads {params.threads} "
+        "> {log} 2>&1"

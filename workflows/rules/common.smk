@@ -1,13 +1,13 @@
 # Configuration, replication manifests and the helper functions the rules use.
-import json
+import dataclasses
 import shlex
 import sys
 from pathlib import Path
 
+import yaml
 from snakemake.utils import validate
 
-from nas_impl.data import DATASET_INFO
-from nas_impl.replication import load_replication
+from nas_impl import plan  # pure Python: the config checks below run before torch is imported
 
 
 # The repository (replication manifests, default config); results go to the working directory.
@@ -23,26 +23,62 @@ shell.prefix(
 configfile: REPO / "workflows/config.yaml"
 
 
-validate(config, schema="../schemas/config.schema.yaml")
+def config_error(err):
+    """A config mistake ends the parse with its one line (a raised exception would print a traceback)."""
+    print(f"nas-repro: {err}", file=sys.stderr)
+    sys.exit(1)
+
 
 IMPLEMENTED = ["baselines", "tas", "autoslim"]
-SCALE = config["scale"]
-PAPERS = config["papers"] or IMPLEMENTED
-unknown = sorted(set(PAPERS) - set(IMPLEMENTED))
-if unknown:
-    raise ValueError(f"config 'papers': {unknown} not implemented; implemented: {IMPLEMENTED}")
-REPLICATIONS = {paper: load_replication(REPO / "replications" / paper) for paper in PAPERS}
-RESULTS = f"results/{SCALE}"
-# The one software environment of every rule (for `--sdm conda`; paths are relative to rules/).
-CONDA_ENV = "../../environment.yml"
-
-# Per scale: threads per training job, and the resources a scheduler needs to place it.
+# Per scale: intra-op threads of each training, search and evaluation job (config `threads` overrides),
+# and the resources a scheduler needs to place it.
 TRAIN_THREADS = {"smoke": 1, "reduced": 8, "paper": 8}
 TRAIN_RESOURCES = {
     "smoke": {"gpu": 0, "mem_mb": 4000, "runtime": 30},
     "reduced": {"gpu": 1, "mem_mb": 32000, "runtime": 12 * 60},
     "paper": {"gpu": 1, "mem_mb": 64000, "runtime": 7 * 24 * 60},
 }
+
+try:  # what needs no replication manifest first (quick: before torch is imported)
+    plan.check_schema(config, yaml.safe_load((REPO / "workflows/schemas/config.schema.yaml").read_text()))
+    PAPERS = plan.check_papers(config["papers"], IMPLEMENTED)
+except plan.ConfigError as err:
+    config_error(err)
+validate(config, schema="../schemas/config.schema.yaml")  # already checked above: a no-op backstop
+SCALE = config["scale"]
+
+from nas_impl.methods.autoslim.recipe import AutoSlimSettings
+from nas_impl.methods.autoslim.search import SLIMMING_ONLY
+from nas_impl.methods.tas.recipe import TASSettings
+from nas_impl.replication import load_replication
+from nas_impl.training.recipe import Recipe
+
+REPLICATIONS = {paper: load_replication(REPO / "replications" / paper) for paper in PAPERS}
+# Each search method's own recipe keys (beyond the training recipe's): recipe_overrides may set them.
+SEARCH_SETTINGS = {"tas": TASSettings, "autoslim": AutoSlimSettings}
+TRAINING_KEYS = {f.name for f in dataclasses.fields(Recipe)} - {"sources"}
+METHODS = sorted({s.method for rep in REPLICATIONS.values() for s in rep.searches.values()})
+try:
+    missing = [m for m in METHODS if m not in SEARCH_SETTINGS]
+    if missing:
+        raise plan.ConfigError(f"search method(s) {missing}: add their settings class to SEARCH_SETTINGS "
+                               "in workflows/rules/common.smk")
+    METHOD_KEYS = {m: {f.name for f in dataclasses.fields(SEARCH_SETTINGS[m])} for m in METHODS}
+    plan.check_experiments(
+        config["experiments"],
+        {p: {name: e.scales for name, e in rep.experiments.items()} for p, rep in REPLICATIONS.items()},
+        SCALE,
+    )
+    plan.check_recipe_overrides(config["recipe_overrides"], TRAINING_KEYS, METHOD_KEYS)
+except plan.ConfigError as err:
+    config_error(err)
+
+# Results do not depend on --cores: every job that trains, searches or evaluates pins this many
+# intra-op threads (`threads:` stays the scheduling hint, which Snakemake lowers to --cores).
+THREADS = plan.job_threads(config["threads"], SCALE, TRAIN_THREADS)
+RESULTS = f"results/{SCALE}"
+# The one software environment of every rule (for `--sdm conda`; paths are relative to rules/).
+CONDA_ENV = "../../environment.yml"
 
 
 wildcard_constraints:
@@ -127,10 +163,14 @@ def experiment_recipe(wildcards):
 
 
 def recipe_overrides(wildcards):
-    def text(value):  # --config parses values already: pass strings through, dump the rest
-        return value if isinstance(value, str) else json.dumps(value)
+    """`--set` flags of a training recipe: the training keys of config `recipe_overrides`."""
+    return plan.set_args(plan.overrides_for(config["recipe_overrides"], TRAINING_KEYS))
 
-    return " ".join(f"--set {shlex.quote(f'{k}={text(v)}')}" for k, v in config["recipe_overrides"].items())
+
+def search_recipe_overrides(wildcards):
+    """`--set` flags of a search recipe: training keys and the keys of the search's own method."""
+    keys = TRAINING_KEYS | METHOD_KEYS[search_method(wildcards)]
+    return plan.set_args(plan.overrides_for(config["recipe_overrides"], keys))
 
 
 def experiment_arch_source(wildcards):
@@ -149,16 +189,60 @@ def searched_flag(wildcards, input):
     return f"--searched {input.spec}" if searched else ""
 
 
-def teacher_checkpoint(wildcards):
-    """The KD teacher's checkpoint (the teacher experiment, same seed), if the experiment has one."""
+def teacher_dir(wildcards):
+    """The KD teacher's run folder (the teacher experiment, same seed), or None."""
     teacher = REPLICATIONS[wildcards.paper].experiments[wildcards.experiment].teacher
-    if teacher is None:
-        return []
-    return f"{RESULTS}/{wildcards.paper}/{teacher}/seed{wildcards.seed}/checkpoint.pt"
+    return None if teacher is None else f"{RESULTS}/{wildcards.paper}/{teacher}/seed{wildcards.seed}"
 
 
-def teacher_flag(wildcards, input):
-    return f"--teacher {input.teacher}" if input.teacher else ""
+def teacher_metrics(wildcards):
+    """The teacher's metrics.json: written only when its training finished (checkpoint.pt is then final)."""
+    folder = teacher_dir(wildcards)
+    return [] if folder is None else f"{folder}/metrics.json"
+
+
+def teacher_flag(wildcards):
+    folder = teacher_dir(wildcards)
+    return "" if folder is None else f"--teacher {folder}/checkpoint.pt"
+
+
+def run_checkpoint(wildcards):
+    return f"{run_dir(wildcards)}/checkpoint.pt"
+
+
+def resume_guard(out, state, key_files, settings, ignore=()):
+    """The shell command run before a resumable job: it removes OUT/<state> unless the job that wrote it
+    had the same input files and settings (see nas_impl/plan.py), so a rerun after a kill resumes,
+    and a rerun because something changed starts afresh."""
+    settings = " ".join(f"{k}={v}" for k, v in settings.items())
+    args = ["python", "-m", "nas_impl.plan", "resume-guard", "--dir", out, "--state", state, "--key", settings]
+    args += [a for path in key_files for a in ("--key-file", str(path))]
+    args += [a for key in ignore for a in ("--ignore", key)]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def train_guard(wildcards, input):
+    settings = {"dataset": run_dataset(wildcards), "data_root": config["data_root"], "device": config["device"],
+                "threads": THREADS, "seed": wildcards.seed}
+    return resume_guard(run_dir(wildcards), "checkpoint.pt",
+                        [input.arch, input.recipe, *([input.teacher] if input.teacher else [])], settings)
+
+
+def search_guard(wildcards, input):
+    return _search_guard(wildcards, input)
+
+
+def _search_guard(wildcards, input, ignore=()):
+    settings = {"method": search_method(wildcards), "dataset": search_dataset(wildcards),
+                "data_root": config["data_root"], "device": config["device"], "threads": THREADS,
+                "seed": wildcards.seed}
+    return resume_guard(search_dir(wildcards), "search_checkpoint.pt", [input.base, input.recipe],
+                        settings, ignore)
+
+
+def supernet_guard(wildcards, input):
+    """AutoSlim's super-network does not depend on the slimming-only keys: new targets reuse it."""
+    return _search_guard(wildcards, input, ignore=SLIMMING_ONLY)
 
 
 def paper_dataset(wildcards):
@@ -184,7 +268,7 @@ def plots(paper):
 
 
 def train_threads(wildcards):
-    return TRAIN_THREADS[SCALE]
+    return THREADS
 
 
 def train_resource(key):

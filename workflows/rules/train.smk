@@ -33,7 +33,7 @@ rule search_recipe:
         f"{RESULTS}/benchmarks/{{paper}}/search_recipe/{{search}}.tsv"
     params:
         replication=replication_dir,
-        overrides=recipe_overrides,
+        overrides=search_recipe_overrides,
     conda:
         CONDA_ENV
     shell:
@@ -62,25 +62,31 @@ rule arch:
 
 
 rule train:
+    # Declared outputs are what a finished run leaves: metrics.json (written last, only when training
+    # finished: the completion marker evaluate and KD students wait for) and train_log.csv.
+    # checkpoint.pt is not declared, so Snakemake never deletes it: a killed or preempted job, rerun,
+    # continues from its last complete epoch (--resume); the resume guard removes it first when the
+    # job's inputs or settings changed.
     input:
         arch=f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/arch.yaml",
         recipe=experiment_recipe,
         data=data_stamp,
-        teacher=teacher_checkpoint,
+        teacher=teacher_metrics,
     output:
-        checkpoint=f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/checkpoint.pt",
-        log_csv=f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/train_log.csv",
         metrics=f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/metrics.json",
+        log_csv=f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/train_log.csv",
     log:
         f"{RESULTS}/logs/{{paper}}/train/{{experiment}}-seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{paper}}/train/{{experiment}}-seed{{seed}}.tsv"
     params:
+        guard=train_guard,
         dataset=run_dataset,
         out=run_dir,
         teacher=teacher_flag,
         data_root=config["data_root"],
         device=config["device"],
+        threads=THREADS,
     threads: train_threads
     resources:
         gpu=train_resource("gpu"),
@@ -89,14 +95,16 @@ rule train:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} nasrepro train --arch {input.arch} --recipe {input.recipe} "
+        "{params.guard} > {log} 2>&1 && "
+        "OMP_NUM_THREADS={params.threads} nasrepro train --arch {input.arch} --recipe {input.recipe} "
         "--dataset {params.dataset} --data-root {params.data_root} --out {params.out} "
-        "--seed {wildcards.seed} --device {params.device} {params.teacher} --resume > {log} 2>&1"
+        "--seed {wildcards.seed} --device {params.device} --threads {params.threads} {params.teacher} "
+        "--resume >> {log} 2>&1"
 
 
 rule evaluate:
     input:
-        checkpoint=f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/checkpoint.pt",
+        metrics=f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/metrics.json",  # the finished run
         data=data_stamp,
     output:
         f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/eval.json",
@@ -105,8 +113,10 @@ rule evaluate:
     benchmark:
         f"{RESULTS}/benchmarks/{{paper}}/evaluate/{{experiment}}-seed{{seed}}.tsv"
     params:
+        checkpoint=run_checkpoint,
         data_root=config["data_root"],
         device=config["device"],
+        threads=THREADS,
     threads: train_threads
     resources:
         gpu=train_resource("gpu"),
@@ -115,8 +125,9 @@ rule evaluate:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} nasrepro evaluate --checkpoint {input.checkpoint} "
-        "--data-root {params.data_root} --device {params.device} --out {output} > {log} 2>&1"
+        "OMP_NUM_THREADS={params.threads} nasrepro evaluate --checkpoint {params.checkpoint} "
+        "--data-root {params.data_root} --device {params.device} --threads {params.threads} "
+        "--out {output} > {log} 2>&1"
 
 
 rule arch_metrics:

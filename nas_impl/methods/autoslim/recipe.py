@@ -8,7 +8,7 @@ from typing import Any
 
 from nas_impl.errors import SpecError
 from nas_impl.methods.search_recipe import build_settings, search_recipe_dict, split_search_recipe
-from nas_impl.training.recipe import Recipe
+from nas_impl.training.recipe import Recipe, RecipeKeyError
 
 _TARGET = re.compile(r"^(?P<value>\d+(\.\d+)?)(?P<unit>x|M|G)$")
 
@@ -44,15 +44,21 @@ class AutoSlimSettings:
             ("width_min", 0 < self.width_min <= 1, "in (0, 1]"),
             ("num_sample_training", self.num_sample_training >= 2, "at least 2 (largest and smallest)"),
             ("holdout", 0 < self.holdout < 1, "in (0, 1)"),
+            ("split_seed", self.split_seed >= 0, "a non-negative integer"),
             ("slim_images", self.slim_images >= 1, "positive"),
             ("slim_batch_size", self.slim_batch_size >= 2, "at least 2 (BN batch statistics)"),
             ("calibration_batches", self.calibration_batches >= 1, "positive"),
         ]
         for key, ok, expected in checks:
             if not ok:
-                raise SpecError(f"search recipe key '{key}' = {getattr(self, key)!r}: must be {expected}")
+                value = getattr(self, key)
+                value = list(value) if isinstance(value, tuple) else value
+                raise RecipeKeyError("", (key,), f"search recipe key '{key}' = {value!r}: must be {expected}")
         for target in self.targets:
-            parse_target(target)
+            try:
+                parse_target(target)
+            except SpecError as err:
+                raise RecipeKeyError("", ("targets",), str(err)) from None
 
 
 @dataclass(frozen=True)
@@ -71,8 +77,10 @@ class SearchRecipe:
 def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") -> SearchRecipe:
     weights, settings = split_search_recipe(raw, origin, AutoSlimSettings)
     if "targets" not in settings:
-        raise SpecError(f"{origin}: search recipe key 'targets' is required, e.g. ['0.5x'] or ['505M', '305M']")
+        raise RecipeKeyError(origin, ("targets",),
+                             "search recipe key 'targets' is required, e.g. ['0.5x'] or ['505M', '305M']")
     if not isinstance(settings["targets"], (list, tuple)):
-        raise SpecError(f"{origin}: search recipe key 'targets' must be a list, got {settings['targets']!r}")
+        raise RecipeKeyError(origin, ("targets",), f"search recipe key 'targets' = {settings['targets']!r}: must be "
+                             "a list, e.g. ['0.5x'] or ['505M', '305M']")
     settings["targets"] = tuple(str(t) for t in settings["targets"])
     return SearchRecipe(weights, build_settings(AutoSlimSettings, settings, origin))

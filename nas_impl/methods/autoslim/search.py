@@ -22,16 +22,17 @@ import torch
 
 from nas_impl.errors import NasReproError, TrainingDiverged
 from nas_impl.io import write_csv_rows_atomic, write_json_atomic
-from nas_impl.methods.autoslim.data import SlimData
+from nas_impl.methods.autoslim.data import SlimData, memory_format
 from nas_impl.methods.autoslim.greedy import greedy_slim
 from nas_impl.methods.autoslim.recipe import SearchRecipe, parse_target
 from nas_impl.methods.autoslim.space import ChannelSpace, meta_model, widen
 from nas_impl.methods.autoslim.supernet import SlimmableNet, calibrated_accuracy, sandwich_configs, sandwich_step
 from nas_impl.metrics import count_macs
 from nas_impl.models import save_spec
-from nas_impl.training.checkpoint import check_resumable, load_checkpoint, save_checkpoint
+from nas_impl.training.checkpoint import check_resumable, load_checkpoint, load_weights, require_keys, save_checkpoint
 from nas_impl.training.optim import build_optimizer
 from nas_impl.training.provenance import run_provenance
+from nas_impl.training.run_dir import interruptible, last_checkpoint_note, prepare_run_dir, remove_files
 from nas_impl.training.schedule import lr_at
 from nas_impl.seeds import derive_seed
 from nas_impl.training.seeding import epoch_seed, make_deterministic, seed_everything
@@ -42,6 +43,11 @@ SLIM_COLUMNS = ["step", "group", "entries", "width", "macs", "held_out_top1", "c
 CHECKPOINT_FORMAT = "nasrepro-autoslim-search-v1"
 SLIMMING_ONLY = ("targets", "slim_images", "slim_batch_size", "calibration_batches")
 SUPERNET_FORMAT = "nasrepro-autoslim-supernet-v1"
+# What each stage leaves when it finishes (removed when it starts; a new super-network also
+# invalidates the slimming results derived from the old one), and what a fresh start removes too.
+SLIM_RESULTS = ("search.json", "arch.yaml", "arch-*.yaml", "slim_log.csv")
+SUPERNET_RESULTS = ("supernet.pt", "supernet.json", *SLIM_RESULTS)
+SUPERNET_FRESH = ("search_checkpoint.pt", "supernet_log.csv")
 
 
 class AutoSlimSearch:
@@ -58,7 +64,7 @@ class AutoSlimSearch:
                                   data.input_size)
         self.base_macs = count_macs(meta_model(base_spec), data.input_size)
         seed_everything(seed)  # the super-network's initialisation depends on the seed only
-        self.model = SlimmableNet(self.space).to(self.device, memory_format=torch.channels_last)
+        self.model = SlimmableNet(self.space).to(self.device, memory_format=memory_format(self.device))
         self.history: list[dict[str, Any]] = []
         self.elapsed_s = 0.0
         self.start_epoch = 0
@@ -88,28 +94,33 @@ class AutoSlimSearch:
 
     def _to_device(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch  # a no-op for the in-memory loaders, which batch on the device already
-        return x.to(self.device, non_blocking=True, memory_format=torch.channels_last), y.to(self.device)
+        return x.to(self.device, non_blocking=True, memory_format=memory_format(self.device)), y.to(self.device)
 
     # -- stage 1: the super-network ---------------------------------------------------------------
     def train_supernet(self, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        prepare_run_dir(self.out_dir)
         optimizer = build_optimizer(self.model, self.recipe.weights)
         if resume and self.checkpoint_path.exists():
             state = load_checkpoint(self.checkpoint_path, map_location=self.device, fmt=CHECKPOINT_FORMAT)
             self._check(state, self.checkpoint_path)
-            self.model.load_state_dict(state["net"])
+            require_keys(state, ("net", "optimizer", "epoch", "history", "elapsed_s"), self.checkpoint_path)
+            load_weights(self.model, state["net"], self.checkpoint_path, "super-network")
             optimizer.load_state_dict(state["optimizer"])
             self.start_epoch, self.history, self.elapsed_s = state["epoch"], state["history"], state["elapsed_s"]
+        else:
+            remove_files(self.out_dir, SUPERNET_FRESH)
+        remove_files(self.out_dir, SUPERNET_RESULTS)
         epochs = self.recipe.weights.epochs
         last = epochs if stop_after is None else min(stop_after, epochs)
-        for epoch in range(self.start_epoch, last):
-            row = self._epoch(epoch, optimizer)
-            self.elapsed_s += row["epoch_s"]
-            self.history.append(row)
-            state = {**self._identity(), "net": self.model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "epoch": epoch + 1, "history": self.history, "elapsed_s": self.elapsed_s}
-            save_checkpoint(state, self.checkpoint_path, fmt=CHECKPOINT_FORMAT)
-            write_csv_rows_atomic(self.out_dir / "supernet_log.csv", self.history, SUPERNET_COLUMNS)
+        with interruptible(self.checkpoint_path, lambda: len(self.history)):
+            for epoch in range(self.start_epoch, last):
+                row = self._epoch(epoch, optimizer)
+                self.elapsed_s += row["epoch_s"]
+                self.history.append(row)
+                state = {**self._identity(), "net": self.model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "epoch": epoch + 1, "history": self.history, "elapsed_s": self.elapsed_s}
+                save_checkpoint(state, self.checkpoint_path, fmt=CHECKPOINT_FORMAT)
+                write_csv_rows_atomic(self.out_dir / "supernet_log.csv", self.history, SUPERNET_COLUMNS)
         if last < epochs:
             return {"stopped_after_epoch": last}
         return self._finish_supernet()
@@ -135,7 +146,8 @@ class AutoSlimSearch:
                                 weights.label_smoothing)
             if not all(math.isfinite(v) for v in out.values()):
                 raise TrainingDiverged(f"AutoSlim super-network training diverged at epoch {epoch + 1}, step "
-                                       f"{step + 1} (lr {lr:.4g}): {out}; lower the search recipe's 'lr'")
+                                       f"{step + 1} (lr {lr:.4g}): {out}; lower the search recipe's 'lr'; "
+                                       f"{last_checkpoint_note(self.checkpoint_path)}")
             for key, value in out.items():
                 sums[key] = sums.get(key, 0.0) + value
         return {"epoch": epoch + 1, "lr": lr, **{k: v / steps for k, v in sums.items()},
@@ -163,11 +175,14 @@ class AutoSlimSearch:
                                 "(nasrepro search --method autoslim --stage supernet ...)")
         state = load_checkpoint(self.supernet_path, map_location=self.device, fmt=SUPERNET_FORMAT)
         self._check(state, self.supernet_path)
-        self.model.net.load_state_dict(state["net"])
+        require_keys(state, ("net", "wall_time_s"), self.supernet_path)
+        load_weights(self.model.net, state["net"], self.supernet_path, "super-network")
         self.elapsed_s = state["wall_time_s"]
 
     def slim(self) -> dict[str, Any]:
+        prepare_run_dir(self.out_dir)
         self.load_supernet()
+        remove_files(self.out_dir, SLIM_RESULTS)
         rows: list[dict[str, Any]] = []
 
         def log(row: dict[str, Any]) -> None:

@@ -29,15 +29,18 @@ from nas_impl.methods.tas.search_net import TASResNet
 from nas_impl.metrics import count_macs
 from nas_impl.models import build_model, normalize_spec, save_spec
 from nas_impl.runs import training_subset
-from nas_impl.training.checkpoint import check_resumable, load_checkpoint, save_checkpoint
+from nas_impl.training.checkpoint import check_resumable, load_checkpoint, load_weights, require_keys, save_checkpoint
 from nas_impl.training.optim import build_optimizer
 from nas_impl.training.provenance import run_provenance
+from nas_impl.training.run_dir import interruptible, last_checkpoint_note, prepare_run_dir, remove_files
 from nas_impl.training.schedule import lr_at
 from nas_impl.training.seeding import epoch_seed, make_deterministic, seed_everything
 
 LOG_COLUMNS = ["epoch", "lr", "tau", "train_loss", "train_top1", "valid_ce", "valid_top1", "flop_loss",
                "expected_macs", "argmax_macs", "argmax_ratio", "in_band", "epoch_s"]
 CHECKPOINT_FORMAT = "nasrepro-tas-search-v1"
+RESULTS = ("search.json", "arch.yaml", "arch_last.yaml", "arch_best.yaml")  # removed when a search starts
+FRESH = ("search_checkpoint.pt", "search_log.csv")  # removed too when it starts without --resume
 
 
 @dataclass
@@ -131,7 +134,8 @@ class TASSearch:
     def _resume(self) -> None:
         state = load_checkpoint(self.checkpoint_path, map_location=self.device, fmt=CHECKPOINT_FORMAT)
         check_resumable(state, self._identity(), self.checkpoint_path)
-        self.net.load_state_dict(state["net"])
+        require_keys(state, ("net", "w_opt", "a_opt", "epoch", "history", "elapsed_s"), self.checkpoint_path)
+        load_weights(self.net, state["net"], self.checkpoint_path, "super-network")
         self.w_opt.load_state_dict(state["w_opt"])
         self.a_opt.load_state_dict(state["a_opt"])
         self.start_epoch, self.history, self.elapsed_s = state["epoch"], state["history"], state["elapsed_s"]
@@ -157,7 +161,8 @@ class TASSearch:
                               self.tolerance_macs, tas.flop_weight, tas.paper_tolerance)
             if not all(math.isfinite(v) for v in out.values()):
                 raise TrainingDiverged(f"TAS search diverged at epoch {epoch + 1}, step {step + 1} (lr {lr:.4g}): {out}; "
-                                    "lower the search recipe's 'lr' or 'arch_lr'")
+                                       "lower the search recipe's 'lr' or 'arch_lr'; "
+                                       f"{last_checkpoint_note(self.checkpoint_path)}")
             for key in ("loss", "train_top1", "arch_ce", "valid_top1", "flop_loss"):
                 sums[key] = sums.get(key, 0.0) + out[key]
         argmax = derive_spec(self.net)
@@ -172,17 +177,21 @@ class TASSearch:
         }
 
     def fit(self, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        prepare_run_dir(self.out_dir)
         seed_everything(self.seed)
         if resume and self.checkpoint_path.exists():
             self._resume()
+        else:
+            remove_files(self.out_dir, FRESH)
+        remove_files(self.out_dir, RESULTS)
         epochs = self.recipe.weights.epochs
         last = epochs if stop_after is None else min(stop_after, epochs)
-        for epoch in range(self.start_epoch, last):
-            row = self.search_epoch(epoch)
-            self.elapsed_s += row["epoch_s"]
-            self.history.append(row)
-            self._save(epoch + 1)
+        with interruptible(self.checkpoint_path, lambda: len(self.history)):
+            for epoch in range(self.start_epoch, last):
+                row = self.search_epoch(epoch)
+                self.elapsed_s += row["epoch_s"]
+                self.history.append(row)
+                self._save(epoch + 1)
         if last < epochs:
             return {"stopped_after_epoch": last}
         return self._finish()

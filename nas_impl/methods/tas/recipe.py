@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from nas_impl.errors import SpecError
 from nas_impl.methods.search_recipe import build_settings, search_recipe_dict, split_search_recipe
-from nas_impl.training.recipe import Recipe
+from nas_impl.training.recipe import Recipe, RecipeKeyError
 
 TAU_SCHEDULES = ("cosine", "linear")
 SELECTIONS = ("last", "best")
@@ -38,17 +37,23 @@ class TASSettings:
 
     def __post_init__(self) -> None:
         checks = [
-            ("target_ratio", 0 < self.target_ratio <= 1, "in (0, 1]"),
-            ("tolerance", 0 <= self.tolerance < 1, "in [0, 1)"),
-            ("flop_weight", self.flop_weight >= 0, "non-negative"),
-            ("arch_lr", self.arch_lr > 0, "positive"),
-            ("tau_min", 0 < self.tau_min <= self.tau_max, "positive and at most tau_max"),
-            ("tau_schedule", self.tau_schedule in TAU_SCHEDULES, f"one of {', '.join(TAU_SCHEDULES)}"),
-            ("select", self.select in SELECTIONS, f"one of {', '.join(SELECTIONS)}"),
+            (("target_ratio",), lambda: 0 < self.target_ratio <= 1, "in (0, 1]"),
+            (("tolerance",), lambda: 0 <= self.tolerance < 1, "in [0, 1)"),
+            (("flop_weight",), lambda: self.flop_weight >= 0, "non-negative"),
+            (("arch_lr",), lambda: self.arch_lr > 0, "positive"),
+            (("arch_betas",), lambda: len(self.arch_betas) == 2 and all(0 <= b < 1 for b in self.arch_betas),
+             "two numbers in [0, 1), e.g. [0.5, 0.999]"),
+            (("arch_weight_decay",), lambda: self.arch_weight_decay >= 0, "non-negative (0 disables it)"),
+            (("tau_min", "tau_max"), lambda: 0 < self.tau_min <= self.tau_max, "positive and at most tau_max"),
+            (("tau_schedule",), lambda: self.tau_schedule in TAU_SCHEDULES, f"one of {', '.join(TAU_SCHEDULES)}"),
+            (("split_seed",), lambda: self.split_seed >= 0, "a non-negative integer"),
+            (("select",), lambda: self.select in SELECTIONS, f"one of {', '.join(SELECTIONS)}"),
         ]
-        for key, ok, expected in checks:
-            if not ok:
-                raise SpecError(f"search recipe key '{key}' = {getattr(self, key)!r}: must be {expected}")
+        for keys, ok, expected in checks:
+            if not ok():
+                value = getattr(self, keys[0])
+                value = list(value) if isinstance(value, tuple) else value
+                raise RecipeKeyError("", keys, f"search recipe key '{keys[0]}' = {value!r}: must be {expected}")
 
 
 @dataclass(frozen=True)
@@ -63,10 +68,6 @@ class SearchRecipe:
 def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") -> SearchRecipe:
     weights, tas = split_search_recipe(raw, origin, TASSettings)
     if "target_ratio" not in tas:
-        raise SpecError(f"{origin}: search recipe key 'target_ratio' is required (target MACs / unpruned MACs)")
-    if "arch_betas" in tas:
-        tas["arch_betas"] = tuple(tas["arch_betas"])
-    for key, value in tas.items():
-        if key != "arch_betas" and (isinstance(value, (dict, list)) or value is None):
-            raise SpecError(f"{origin}: search recipe key '{key}' = {value!r} must be a scalar")
+        raise RecipeKeyError(origin, ("target_ratio",),
+                             "search recipe key 'target_ratio' is required (target MACs / unpruned MACs)")
     return SearchRecipe(weights, build_settings(TASSettings, tas, origin))

@@ -26,6 +26,8 @@ def parse_input_size(text: str) -> tuple[int, int, int]:
         c, h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise NasReproError(f"--input-size '{text}' must look like CxHxW, e.g. 3x32x32") from None
+    if min(c, h, w) < 1:
+        raise NasReproError(f"--input-size '{text}': each of C, H and W must be at least 1, e.g. 3x32x32")
     return c, h, w
 
 

@@ -19,6 +19,7 @@ import torch.nn as nn
 import yaml
 
 from nas_impl.errors import SpecError
+from nas_impl.io import read_user_text
 from nas_impl.models.spec import SpecProblem, did_you_mean, fields_dict, parse_fields
 
 SpecLike = Union[Mapping[str, Any], str, os.PathLike]
@@ -151,12 +152,7 @@ def build_model(spec: SpecLike, **overrides: Any) -> nn.Module:
 def load_spec(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YAML spec file (not yet validated: `build_model` / `normalize_spec` do that)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise SpecError(f"spec file {path} not found: check the path, or use a model name from list_models()") from None
-    except OSError as err:
-        raise SpecError(f"cannot read spec file {path}: {err.strerror}") from None
+    text = read_user_text(path, "spec file", "check the path, or use a model name from list_models()")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -18,7 +18,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from nas_impl.errors import SpecError, describe_os_error
+from nas_impl.errors import SpecError
+from nas_impl.io import read_user_text
 from nas_impl.replication.published import PublishedRow, load_published
 from nas_impl.training.recipe import Recipe, RecipeKeyError, recipe_from_dict
 
@@ -221,19 +222,15 @@ def schema_message(err: jsonschema.ValidationError) -> str:
 def load_replication(root: str | Path) -> Replication:
     root = Path(root)
     path = root / "replication.yaml"
-    if not path.is_file():
-        state = "is a folder, not a file" if path.is_dir() else "does not exist"
-        raise SpecError(f"{path} {state}: a replication folder needs replication.yaml, published.csv and archs/")
+    text = read_user_text(path, "manifest", "a replication folder needs replication.yaml, published.csv and archs/")
     try:
-        raw = yaml.safe_load(_read_text(path))
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise SpecError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
     raw = validate_manifest(raw, str(path))
     csv_path = root / "published.csv"
-    if csv_path.is_dir():
-        raise SpecError(f"{csv_path} is a folder, not a file: every replication needs a published.csv")
-    if csv_path.is_file():
-        _read_text(csv_path)  # an unreadable or non-UTF-8 file: one clear message
+    if csv_path.exists():  # an unreadable or non-UTF-8 file: one clear message
+        read_user_text(csv_path, "published table", "every replication needs a published.csv")
     published = load_published(csv_path)
     replication = Replication(
         root=root,
@@ -264,17 +261,6 @@ def load_replication(root: str | Path) -> Replication:
     )
     _check_references(replication, path)
     return replication
-
-
-def _read_text(path: Path) -> str:
-    """The UTF-8 text of a manifest file, or one SpecError naming it."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise SpecError(f"{path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}): "
-                        "save it as UTF-8") from None
-    except OSError as err:
-        raise SpecError(f"{path} cannot be read ({describe_os_error(err)}): fix its permissions") from None
 
 
 def _check_references(rep: Replication, path: Path) -> None:

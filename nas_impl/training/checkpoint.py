@@ -7,7 +7,9 @@ malicious checkpoint runs code while it is unpickled) is refused before that obj
 
 from __future__ import annotations
 
+import errno
 import pickle
+import shutil
 import re
 import sys
 from pathlib import Path
@@ -27,8 +29,11 @@ def save_checkpoint(state: dict[str, Any], path: str | Path, fmt: str = FORMAT) 
     state = {"format": fmt, "threads": torch.get_num_threads(), **state}
 
     def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:  # through a Python file, a full disk raises OSError (ENOSPC), not
-            torch.save(state, f)  # the cryptic RuntimeError of torch's own file writer
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as err:  # torch's zip writer reports a short write ("unexpected pos ...") so
+            full = shutil.disk_usage(tmp.parent).free < 1 << 20
+            raise OSError(errno.ENOSPC if full else errno.EIO, _first_line(err)) from None
 
     write_atomic(path, write)
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from nas_impl.errors import SpecError, describe_os_error
+from nas_impl.errors import SpecError
+from nas_impl.io import read_user_text
 
 SCHEDULES = ("constant", "step", "multistep", "cosine", "linear")
 OPTIMIZERS = ("sgd", "adam")
@@ -284,18 +285,7 @@ def check_types(cls: type, values: dict[str, Any], origin: str, what: str = "rec
 def read_recipe_yaml(path: str | Path, what: str = "recipe") -> Any:
     """The parsed YAML of a recipe file, or one SpecError naming the file."""
     path = Path(path)
-    if path.is_dir():
-        raise SpecError(f"{what} file {path} is a folder, not a file: pass --recipe with a YAML file")
-    if not path.is_file():
-        raise SpecError(f"{what} file {path} does not exist: pass --recipe with an existing YAML file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise SpecError(f"{what} file {path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
-                        f"{err.start}): save it as UTF-8") from None
-    except OSError as err:
-        raise SpecError(f"{what} file {path} cannot be read ({describe_os_error(err)}): fix its permissions "
-                        "or pass another --recipe") from None
+    text = read_user_text(path, f"{what} file", "pass --recipe with an existing YAML file")
     try:
         return yaml.safe_load(text) or {}
     except yaml.YAMLError as err:

@@ -235,7 +235,7 @@ def test_bad_spec_file_names_the_file(tmp_path):
     path.write_text("family: resnet-cifar\ndepth: 22\n")
     with pytest.raises(SpecError, match=f"in spec \\(file {path}\\): expected depth"):
         build_model(path)
-    with pytest.raises(SpecError, match="not found"):
+    with pytest.raises(SpecError, match="missing.yaml does not exist: check the path"):
         build_model(tmp_path / "missing.yaml")
     with pytest.raises(SpecError, match="must hold a mapping"):
         (tmp_path / "list.yaml").write_text("- 1\n")

@@ -185,7 +185,7 @@ def test_tas_chain_end_to_end(tmp_path):
 
 AUTOSLIM_TINY = ["scale=smoke", "papers=[autoslim]",
                  "experiments=[AutoSlim-MBv2x0.35-C10-0.5x,mobilenet_v2-305M]",
-                 "recipe_overrides={epochs: 1, train_subset: 500, test_subset: 200, batch_size: 64}"]  # 100 held out
+                 "recipe_overrides={epochs: 1, train_subset: 500, test_subset: 200, batch_size: 64, calibration_batches: 1}"]  # 100 held out
 
 
 def test_autoslim_chain_end_to_end(tmp_path):

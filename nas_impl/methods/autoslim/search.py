@@ -92,9 +92,15 @@ class AutoSlimSearch:
     def _check(self, state: dict[str, Any], path: Path) -> None:
         check_resumable({**state, "recipe": supernet_part(state.get("recipe", {}))}, self._identity(), path)
 
-    def _to_device(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _to_device(self, batch: tuple[torch.Tensor, torch.Tensor],
+                   backward: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch  # a no-op for the in-memory loaders, which batch on the device already
-        return x.to(self.device, non_blocking=True, memory_format=memory_format(self.device)), y.to(self.device)
+        fmt = memory_format(self.device, backward)
+        return x.to(self.device, non_blocking=True, memory_format=fmt), y.to(self.device)
+
+    def _for_inference(self) -> None:
+        """From here on only forward passes (BN recalibration, held-out accuracy)."""
+        self.model.to(memory_format=memory_format(self.device, backward=False))
 
     # -- stage 1: the super-network ---------------------------------------------------------------
     def train_supernet(self, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
@@ -158,7 +164,8 @@ class AutoSlimSearch:
                     "input_size": list(self.data.input_size), "epochs": len(self.history),
                     "wall_time_s": self.elapsed_s}
         save_checkpoint(supernet, self.supernet_path, fmt=SUPERNET_FORMAT)
-        calibration = [self._to_device(batch)[0]
+        self._for_inference()
+        calibration = [self._to_device(batch, backward=False)[0]
                        for batch in _take(self.data.train_loader, self.recipe.autoslim.calibration_batches)]
         evaluated = {name: calibrated_accuracy(self.model, config, calibration, self.data.held_out)
                      for name, config in (("largest", self.space.largest()), ("smallest", self.space.smallest()))}
@@ -178,6 +185,7 @@ class AutoSlimSearch:
         require_keys(state, ("net", "wall_time_s"), self.supernet_path)
         load_weights(self.model.net, state["net"], self.supernet_path, "super-network")
         self.elapsed_s = state["wall_time_s"]
+        self._for_inference()
 
     def slim(self) -> dict[str, Any]:
         prepare_run_dir(self.out_dir)

@@ -57,7 +57,16 @@ def _add_run_verbs(verbs) -> None:
                    help="for an experiment with a search: the search's arch.yaml, or its search.json for an "
                         "experiment with a search_target")
     p.add_argument("--out", required=True, help="arch.yaml to write")
+    p.add_argument("--metrics-out", default=None,
+                   help="also write its architecture metrics here (what `nasrepro metrics --dataset` prints)")
     p.set_defaults(func=runs.arch)
+
+    p = verbs.add_parser("archs", help="arch.yaml and arch_metrics.json of many runs with reference specs, at once")
+    p.add_argument("--replication", required=True, help="replications/<paper>")
+    p.add_argument("--results", required=True, help="results/<scale>/<paper>: writes EXPERIMENT/seedK/arch*.y*")
+    p.add_argument("--experiment", required=True, nargs="+", help="experiments without a search")
+    p.add_argument("--seed", required=True, nargs="+", type=int)
+    p.set_defaults(func=runs.archs)
 
     p = verbs.add_parser("recipe", help="write the recipe of one scale as a standalone YAML file")
     p.add_argument("--replication", required=True, help="replications/<paper>")
@@ -119,6 +128,8 @@ def _add_result_verbs(verbs) -> None:
     p.add_argument("--scale", required=True, choices=SCALES)
     p.add_argument("--out-dir", required=True, help="where <table>.csv files go")
     p.add_argument("--table", help="write only this table (default: every table of the replication)")
+    p.add_argument("--seeds", nargs="+", type=int, default=None,
+                   help="the seeds that were run (default: the replication's seeds at this scale)")
     p.set_defaults(func=results.compare)
 
     p = verbs.add_parser("plot", help="plot one comparison table")
@@ -138,9 +149,16 @@ def _add_result_verbs(verbs) -> None:
     p = verbs.add_parser("regress", help="check results tables against committed reference tables")
     p.add_argument("results", help="e.g. results/smoke")
     p.add_argument("reference", help="e.g. results/reference/smoke")
-    p.add_argument("--accuracy-tolerance", type=float, default=2.0, help="points of accuracy (default 2.0)")
+    p.add_argument("--accuracy-tolerance", type=float, default=2.0,
+                   help="least tolerance in points of accuracy (default 2.0); rows whose reference has a spread "
+                        "over seeds get more (nas_impl/replication/regress.py)")
     p.add_argument("--out", dest="out_json", help="write the JSON summary here when nothing differs")
     p.set_defaults(func=results.regress)
+
+    p = verbs.add_parser("reference", help="make a results folder's tables the reference regress checks against")
+    p.add_argument("--results", required=True, help="e.g. results/smoke (run with several seeds: make reference)")
+    p.add_argument("--out", required=True, help="e.g. results/reference/smoke (replaced)")
+    p.set_defaults(func=results.reference)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,7 +191,8 @@ def user_error(err: BaseException) -> tuple[str, int]:
     """(one-line message, exit status) for any failure of a verb; re-raises what is not a failure
     (SystemExit) and, with NASREPRO_DEBUG=1, everything unexpected, traceback and all."""
     if isinstance(err, NasReproError):
-        return _one_line(str(err)), getattr(err, "exit_code", 2)
+        message = str(err) if getattr(err, "multiline", False) else _one_line(str(err))
+        return message, getattr(err, "exit_code", 2)
     if isinstance(err, KeyboardInterrupt):
         return "interrupted (files written so far are complete; a training resumes with --resume)", 130
     if isinstance(err, OSError):

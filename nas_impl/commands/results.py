@@ -5,17 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pandas as pd
-
 from nas_impl.errors import NasReproError
-from nas_impl.reporting import write_csv_atomic
 
 
 def compare(args: argparse.Namespace) -> dict:
     from nas_impl.replication import VERDICTS, compare_replication, load_replication
+    from nas_impl.reporting import write_csv_atomic
 
     rep = load_replication(args.replication)
-    tables = compare_replication(rep, args.results, args.scale)
+    tables = compare_replication(rep, args.results, args.scale, args.seeds)
     if args.table:
         if args.table not in tables:
             raise NasReproError(f"{rep.root / 'published.csv'} has no table '{args.table}'; tables: {', '.join(tables)}")
@@ -25,10 +23,11 @@ def compare(args: argparse.Namespace) -> dict:
         write_csv_atomic(table, Path(args.out_dir) / f"{name}.csv")
         for verdict, count in table["verdict"].value_counts().items():
             counts[verdict] += int(count)
-    return {"paper": rep.paper, "scale": args.scale, "tables": sorted(tables), "verdicts": counts}
+    return {"paper": rep.paper, "scale": args.scale, "seeds": args.seeds or rep.seeds[args.scale], "tables": sorted(tables),
+            "verdicts": counts}
 
 
-def _read_table(path: str | Path) -> pd.DataFrame:
+def _read_table(path: str | Path):
     from nas_impl.reporting.tables import read_table
 
     path = Path(path)
@@ -45,7 +44,7 @@ def plot(args: argparse.Namespace) -> dict:
 
 
 def report(args: argparse.Namespace) -> dict:
-    from nas_impl.reporting import build_scorecard, verdict_counts, write_report
+    from nas_impl.reporting import build_scorecard, verdict_counts, write_csv_atomic, write_report
 
     scale_dir = Path(args.results)
     tables = [Path(p) for p in args.tables] if args.tables else sorted(scale_dir.glob("*/tables/*.csv"))
@@ -61,16 +60,53 @@ def report(args: argparse.Namespace) -> dict:
 
 
 def regress(args: argparse.Namespace) -> dict:
-    from nas_impl.replication import regress as check
+    from nas_impl.replication.regress import environment_differences, regress as check
 
-    differences = check(args.results, args.reference, accuracy_tolerance=args.accuracy_tolerance)
+    differences = check(args.results, args.reference, accuracy_floor=args.accuracy_tolerance)
     if differences:
         lines = "\n".join(f"  {d}" for d in differences)
-        raise RegressionFound(f"{len(differences)} difference(s) between {args.results} and {args.reference}:\n{lines}")
+        environment = environment_differences(Path(args.results), Path(args.reference))
+        where = ("\nthe environments differ (reference -> results):\n" + "\n".join(f"  {e}" for e in environment)
+                 if environment else "\nsame environment as the reference")
+        raise RegressionFound(f"{len(differences)} difference(s) between {args.results} and {args.reference}:\n"
+                              f"{lines}{where}")
     return {"results": str(args.results), "reference": str(args.reference), "differences": 0}
 
 
+def reference(args: argparse.Namespace) -> dict:
+    """Make RESULTS' tables the reference `regress` checks against: copies every `<paper>/tables/*.csv`
+    and records where the runs ran (`environment.csv`); the old reference is replaced as a whole."""
+    import shutil
+    import tempfile
+
+    from nas_impl.replication.regress import ENVIRONMENT_FILE
+    from nas_impl.reporting.environment import collect_environment
+
+    results, out = Path(args.results), Path(args.out)
+    tables = sorted(results.glob("*/tables/*.csv"))
+    if not tables:
+        raise NasReproError(f"no tables under {results}/*/tables/: run the workflow first")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for table in tables:
+            target = staging / table.relative_to(results)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(table, target)
+        environment = collect_environment(results)
+        environment.values.to_csv(staging / ENVIRONMENT_FILE, index=False)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {"reference": str(out), "tables": len(tables), "runs": environment.run_count}
+
+
 class RegressionFound(NasReproError):
-    """Results differ from the reference: exit status 1 rather than 2 (bad input)."""
+    """Results differ from the reference: exit status 1 rather than 2 (bad input), one line per
+    difference (a finding, not an error)."""
 
     exit_code = 1
+    multiline = True

@@ -53,9 +53,9 @@ def prepare_data(args: argparse.Namespace) -> dict:
 
 
 def arch(args: argparse.Namespace) -> dict:
-    """An experiment's reference architecture, normalised, with the head of the paper's dataset."""
-    from nas_impl.data import dataset_info
-    from nas_impl.models import normalize_spec, save_spec
+    """An experiment's reference architecture, normalised, with the head of the paper's dataset
+    (and, with --metrics-out, its architecture metrics at the paper's input size)."""
+    from nas_impl.models import save_spec
     from nas_impl.replication import load_replication
 
     rep = load_replication(args.replication)
@@ -63,13 +63,57 @@ def arch(args: argparse.Namespace) -> dict:
     if (experiment.search is None) != (args.searched is None):
         need = f"--searched (the arch.yaml of search '{experiment.search}')" if experiment.search else "no --searched"
         raise NasReproError(f"experiment '{experiment.name}' needs {need}")
-    info = dataset_info(experiment.dataset)
     source = args.searched or rep.arch_path(experiment.name)
-    spec = source if experiment.search_target is None else searched_target_spec(Path(source), experiment.search_target)
-    spec = normalize_spec(spec, num_classes=info.num_classes, in_channels=info.channels)
+    spec = _experiment_spec(experiment, source)
+    measured = _arch_metrics(spec, experiment.dataset, f"experiment '{experiment.name}' ({source})") if args.metrics_out else None
     save_spec(spec, args.out)
+    if measured is not None:
+        write_json_atomic(args.metrics_out, measured | {"spec": str(args.out)})
     target = f" (target {experiment.search_target})" if experiment.search_target else ""
     return {"experiment": experiment.name, "arch": str(args.out), "from": f"{source}{target}", "family": spec["family"]}
+
+
+def archs(args: argparse.Namespace) -> dict:
+    """Every run folder's arch.yaml and arch_metrics.json of experiments with a reference spec, in one
+    process: metrics are counted once per distinct spec and input, and torch is imported once."""
+    from nas_impl.models import save_spec
+    from nas_impl.replication import load_replication
+
+    rep = load_replication(args.replication)
+    measured: dict[tuple[str, str], dict] = {}
+    written = []
+    for name in args.experiment:
+        experiment = rep.experiments[_experiment(rep, name)]
+        if experiment.search is not None:
+            raise NasReproError(f"experiment '{name}' takes the shape its search found: write it with `nasrepro arch "
+                                "--searched`, not `nasrepro archs`")
+        spec = _experiment_spec(experiment, rep.arch_path(name))
+        key = (json.dumps(spec, sort_keys=True), experiment.dataset)
+        if key not in measured:
+            measured[key] = _arch_metrics(spec, experiment.dataset, f"experiment '{name}' ({rep.arch_path(name)})")
+        for seed in args.seed:
+            folder = Path(args.results) / name / f"seed{seed}"
+            save_spec(spec, folder / "arch.yaml")
+            write_json_atomic(folder / "arch_metrics.json", measured[key] | {"spec": str(folder / "arch.yaml")})
+            written.append(str(folder))
+    return {"replication": rep.paper, "runs": len(written), "distinct_architectures": len(measured)}
+
+
+def _experiment_spec(experiment, source: str | Path) -> dict[str, Any]:
+    from nas_impl.data import dataset_info
+    from nas_impl.models import normalize_spec
+
+    info = dataset_info(experiment.dataset)
+    spec = source if experiment.search_target is None else searched_target_spec(Path(source), experiment.search_target)
+    return normalize_spec(spec, num_classes=info.num_classes, in_channels=info.channels)
+
+
+def _arch_metrics(spec: dict[str, Any], dataset: str, origin: str) -> dict[str, Any]:
+    """What `nasrepro metrics SPEC --dataset DATASET` reports (params, MACs, memory)."""
+    from nas_impl.data import dataset_info
+    from nas_impl.runs import architecture_metrics
+
+    return architecture_metrics(spec, dataset_info(dataset).input_size, origin, dataset)
 
 
 def searched_target_spec(search_json: Path, target: str) -> dict[str, Any]:

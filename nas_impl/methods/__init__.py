@@ -14,8 +14,10 @@ from typing import Any, Callable
 
 from nas_impl.errors import NasReproError
 
-# name -> module that defines METHOD (imported on first use: methods pull in torch and models)
-_MODULES = {"autoslim": "nas_impl.methods.autoslim.method", "tas": "nas_impl.methods.tas.method"}
+# name -> package, imported on first use: its `method` module defines METHOD (and pulls in torch and
+# the models); its `recipe` module, `search_recipe_from_dict` alone (torch-free: manifests and
+# `nasrepro recipe` validate search recipes without importing torch).
+_PACKAGES = {"autoslim": "nas_impl.methods.autoslim", "tas": "nas_impl.methods.tas"}
 
 
 @dataclass(frozen=True)
@@ -28,10 +30,19 @@ class SearchMethod:
 
 
 def method_names() -> list[str]:
-    return sorted(_MODULES)
+    return sorted(_PACKAGES)
 
 
 def get_method(name: str) -> SearchMethod:
-    if name not in _MODULES:
+    return importlib.import_module(f"{_package(name)}.method").METHOD
+
+
+def search_recipe_parser(name: str) -> Callable[..., Any]:
+    """The method's search-recipe validator, (raw mapping, origin) -> recipe, without importing torch."""
+    return importlib.import_module(f"{_package(name)}.recipe").search_recipe_from_dict
+
+
+def _package(name: str) -> str:
+    if name not in _PACKAGES:
         raise NasReproError(f"unknown search method '{name}'; known: {', '.join(method_names())}")
-    return importlib.import_module(_MODULES[name]).METHOD
+    return _PACKAGES[name]

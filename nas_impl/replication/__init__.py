@@ -1,9 +1,15 @@
-"""Replication manifests, published claims, comparison tables and the regression check."""
+"""Replication manifests, published claims, comparison tables and the regression check.
 
-from nas_impl.replication.compare import VERDICTS, compare_replication
-from nas_impl.replication.manifest import SCALES, Experiment, Replication, load_replication
-from nas_impl.replication.published import PublishedRow, load_published
-from nas_impl.replication.regress import Difference, regress
+Names are imported on first use: reading a manifest does not import pandas.
+"""
 
-__all__ = ["SCALES", "VERDICTS", "Difference", "Experiment", "PublishedRow", "Replication", "compare_replication",
-           "load_published", "load_replication", "regress"]
+from nas_impl.lazy import lazy_attributes
+
+_WHERE = {
+    "VERDICTS": "compare", "compare_replication": "compare",
+    "SCALES": "manifest", "Experiment": "manifest", "Replication": "manifest", "load_replication": "manifest",
+    "PublishedRow": "published", "load_published": "published",
+    "Difference": "regress", "regress": "regress",
+}
+__all__ = sorted(_WHERE)
+__getattr__ = lazy_attributes(__name__, _WHERE)

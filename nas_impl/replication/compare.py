@@ -34,7 +34,7 @@ from nas_impl.replication.published import (
 )
 
 COLUMNS = ["paper", "table", "dataset", "model", "metric", "unit", "published", "reproduced_mean", "reproduced_std",
-           "n", "delta", "tolerance", "verdict", "scale", "run_dataset", "experiment", "source", "note"]
+           "n", "delta", "tolerance", "verdict", "reason", "scale", "run_dataset", "experiment", "source", "note"]
 REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
 NOT_COMPARABLE, NOT_RUN = "not comparable at this scale", "not run"
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_COMPARABLE, NOT_RUN)
@@ -118,19 +118,46 @@ def judge(row: PublishedRow, values: list[float], run_dataset: str | None, scale
     return out
 
 
-def _note(row: PublishedRow, verdict: str, run_dataset: str | None, scale: str, searched: bool) -> str:
+def _note(row: PublishedRow, verdict: str, run_dataset: str | None, scale: str, searched: bool,
+          why_not_run: str) -> str:
     notes = [row.note] if row.note else []
-    if verdict == NOT_COMPARABLE and row.metric in ACCURACY_METRICS:
+    if verdict == NOT_RUN:
+        notes.append(why_not_run)
+    elif verdict == NOT_COMPARABLE and row.metric in ACCURACY_METRICS:
         notes.append(f"{scale} scale: trained on {run_dataset}, the paper on {row.dataset}")
     elif verdict == NOT_COMPARABLE and row.other_count:
         notes.append("the source counts differently (see the note); reported, not judged")
     elif verdict == NOT_COMPARABLE and searched:
         notes.append(f"{scale} scale: the search is too short to be held to the paper's shape")
+    elif verdict == NOT_COMPARABLE:
+        notes.append("latency is measured on this machine, not the paper's device; reported, not judged")
     return "; ".join(notes)
 
 
-def compare_replication(rep: Replication, results_dir: str | Path, scale: str) -> dict[str, pd.DataFrame]:
-    """Comparison tables keyed by table name, for results under `results_dir` (= results/<scale>/<paper>).
+def _reason(row: PublishedRow, verdict: str, experiment: str | None, rep: Replication, scale: str,
+            searched: bool, why_not_run: str) -> str:
+    """Why a row is not judged, in words shared by many rows (the report counts rows per reason)."""
+    if verdict == NOT_RUN:
+        if experiment is None:
+            return "no experiment claims it"
+        if scale not in rep.experiments[experiment].scales:
+            return f"not run at {scale} scale"
+        return f"measured, not trained, at {scale} scale" if "not trained" in why_not_run else "results missing"
+    if verdict != NOT_COMPARABLE:
+        return ""
+    if row.metric in ACCURACY_METRICS:
+        return f"accuracy at {scale} scale or on another dataset"
+    if row.other_count:
+        return "the source counts another way"
+    if searched:
+        return f"searched shape at {scale} scale"
+    return "latency on another device"
+
+
+def compare_replication(rep: Replication, results_dir: str | Path, scale: str,
+                        seeds: list[int] | None = None) -> dict[str, pd.DataFrame]:
+    """Comparison tables keyed by table name, for results under `results_dir` (= results/<scale>/<paper>),
+    over `seeds` (default: the replication's seeds at this scale).
 
     A published row claimed by several experiments (a released and a searched shape, with and
     without KD) gets one line per claim, its model suffixed with the claim's label.
@@ -143,25 +170,34 @@ def compare_replication(rep: Replication, results_dir: str | Path, scale: str) -
     rows = []
     for row in rep.published:
         for experiment, label in claimants.get((row.table, row.model), [(None, "")]):
-            rows.append(_compare_row(rep, row, experiment, label, results_dir, scale))
+            rows.append(_compare_row(rep, row, experiment, label, results_dir, scale,
+                                     rep.seeds[scale] if seeds is None else seeds))
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return {name: frame[frame["table"] == name].reset_index(drop=True) for name in rep.tables}
 
 
 def _compare_row(rep: Replication, row: PublishedRow, experiment: str | None, label: str, results_dir: Path,
-                 scale: str) -> dict[str, Any]:
+                 scale: str, seeds: list[int]) -> dict[str, Any]:
     values, run_dataset, searched = [], None, False
-    if experiment is not None and scale in rep.experiments[experiment].scales:
+    if experiment is None:
+        why_not_run = "no experiment of the replication claims this row"
+    elif scale not in rep.experiments[experiment].scales:
+        why_not_run = f"experiment '{experiment}' runs at {', '.join(rep.experiments[experiment].scales)} scale only"
+    else:
         exp = rep.experiments[experiment]
+        trained = row.metric not in READERS or READERS[row.metric][0] != "eval.json" or exp.trained_at(scale)
+        why_not_run = (f"no results of experiment '{experiment}' under {results_dir}" if trained else
+                       f"experiment '{experiment}' is measured, not trained, at {scale} scale")
         searched = exp.search is not None
         baseline_dir = results_dir / exp.baseline if exp.baseline else None
-        values, run_dataset = seed_values(row, results_dir / experiment, rep.seeds[scale], baseline_dir)
+        values, run_dataset = seed_values(row, results_dir / experiment, seeds, baseline_dir)
         run_dataset = run_dataset or rep.run_dataset(experiment, scale)
     judged = judge(row, values, run_dataset, scale, rep, searched)
     return {
         "paper": rep.paper, "table": row.table, "dataset": row.dataset,
         "model": f"{row.model} [{label}]" if label else row.model,
-        "metric": row.metric, "unit": row.unit, "published": row.value, **judged, "scale": scale,
+        "metric": row.metric, "unit": row.unit, "published": row.value, **judged,
+        "reason": _reason(row, judged["verdict"], experiment, rep, scale, searched, why_not_run), "scale": scale,
         "run_dataset": run_dataset or "", "experiment": experiment or "", "source": row.source,
-        "note": _note(row, judged["verdict"], run_dataset, scale, searched),
+        "note": _note(row, judged["verdict"], run_dataset, scale, searched, why_not_run),
     }

@@ -92,13 +92,13 @@ class Replication:
 
     def search_recipe(self, search: str, scale: str, overrides: dict[str, Any] | None = None):
         """The search recipe of one scale with the search's own values (`set`) and `overrides` applied."""
-        from nas_impl.methods import get_method
+        from nas_impl.methods import search_recipe_parser
 
         entry = self.searches[search]
         raw = {**self.search_recipes[entry.recipe][scale], **entry.settings, **(overrides or {})}
         origin = f"{self.root / 'replication.yaml'}: searches.{search} (search_recipes.{entry.recipe}.{scale})"
         try:
-            return get_method(entry.method).recipe_from_dict(raw, origin)
+            return search_recipe_parser(entry.method)(raw, origin)
         except RecipeKeyError as err:
             raise blame_overrides(err, overrides) from None
 

@@ -1,11 +1,19 @@
 """Regression check of results tables against committed reference tables.
 
-Every row of every `tables/*.csv` under the reference directory must exist in the results
-with the same verdict and a reproduced mean within tolerance: architecture metrics are exact
-functions of the architecture (relative 1e-6); accuracy moves with library versions and
-hardware, so it gets an absolute tolerance in points (default 2.0 at smoke scale). A searched
-shape depends on training numerics too: where it is not judged ("not comparable at this
-scale"), its architecture metrics get SEARCHED_RELATIVE instead of 1e-6.
+Every row of every `tables/*.csv` under the reference directory must exist in the results with
+the same verdict and a reproduced mean within tolerance:
+
+- architecture metrics of a fixed architecture are exact functions of it (relative 1e-6);
+- everything that depends on training numerics (accuracy; the architecture metrics of a searched
+  shape, whose verdict is "not comparable at this scale") moves with the seed, the CPU's kernels
+  and the thread count. The reference records each row's spread over several seeds
+  (`make reference`), and the tolerance follows from it: K_SIGMA standard errors of the
+  difference between the two means, `K_SIGMA * std * sqrt(1/n_ref + 1/n_new)`, but never less
+  than a floor (accuracy: `accuracy_floor` points; searched shapes: SEARCHED_FLOOR relative).
+  A reference row of one seed has no spread: the floor alone applies.
+
+The reference folder also holds `environment.csv`, where its runs ran (versions, device, threads);
+`regress` prints both environments next to the differences when they are not the same.
 """
 
 from __future__ import annotations
@@ -21,7 +29,10 @@ from nas_impl.replication.compare import NOT_COMPARABLE
 from nas_impl.replication.published import ARCHITECTURE_METRICS
 
 KEY = ["paper", "table", "model", "metric"]
-SEARCHED_RELATIVE = 0.05
+K_SIGMA = 4.0
+SEARCHED_FLOOR = 0.05
+EXACT = 1e-6
+ENVIRONMENT_FILE = "environment.csv"
 
 
 @dataclass(frozen=True)
@@ -33,30 +44,36 @@ class Difference:
         return f"{self.where}: {self.message}"
 
 
-def _tolerance(metric: str, reference: float, accuracy_tolerance: float, verdict: str = "") -> float:
-    if metric in ARCHITECTURE_METRICS:
-        return (SEARCHED_RELATIVE if verdict == NOT_COMPARABLE else 1e-6) * abs(reference)
-    return accuracy_tolerance
+def tolerance(metric: str, verdict: str, ref_mean: float, ref_std: float, ref_n: float, new_n: float,
+              accuracy_floor: float) -> float:
+    """How far the new mean may lie from the reference's (see the module docstring)."""
+    searched = verdict == NOT_COMPARABLE
+    if metric in ARCHITECTURE_METRICS and not searched:
+        return EXACT * abs(ref_mean)
+    floor = SEARCHED_FLOOR * abs(ref_mean) if metric in ARCHITECTURE_METRICS else accuracy_floor
+    if not (ref_n > 1 and math.isfinite(ref_std)):
+        return floor
+    return max(floor, K_SIGMA * ref_std * math.sqrt(1.0 / ref_n + 1.0 / max(new_n, 1.0)))
 
 
-def _same(a: float, b: float, tolerance: float) -> bool:
+def _same(a: float, b: float, tol: float) -> bool:
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
-    return abs(a - b) <= tolerance
+    return abs(a - b) <= tol
 
 
 def _read(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise NasReproError(f"{path} is not a readable table ({err})") from None
-    missing = [c for c in KEY + ["verdict", "reproduced_mean"] if c not in frame.columns]
+    missing = [c for c in KEY + ["verdict", "reproduced_mean", "reproduced_std", "n"] if c not in frame.columns]
     if missing:
         raise NasReproError(f"{path} lacks column(s) {missing}: is it a nasrepro compare table?")
     return frame
 
 
-def compare_tables(results: Path, reference: Path, relative: Path, accuracy_tolerance: float) -> list[Difference]:
+def compare_tables(results: Path, reference: Path, relative: Path, accuracy_floor: float) -> list[Difference]:
     ref_path, new_path = reference / relative, results / relative
     if not new_path.is_file():
         return [Difference(str(relative), f"missing from {results} (run the workflow at this scale first)")]
@@ -70,17 +87,39 @@ def compare_tables(results: Path, reference: Path, relative: Path, accuracy_tole
             continue
         if row.verdict_ref != row.verdict_new:
             diffs.append(Difference(where, f"verdict {row.verdict_ref!r} -> {row.verdict_new!r}"))
-        tol = _tolerance(row.metric, row.reproduced_mean_ref, accuracy_tolerance, row.verdict_ref)
+        tol = tolerance(row.metric, row.verdict_ref, row.reproduced_mean_ref, row.reproduced_std_ref, row.n_ref,
+                        row.n_new, accuracy_floor)
         if not _same(row.reproduced_mean_ref, row.reproduced_mean_new, tol):
             delta = row.reproduced_mean_new - row.reproduced_mean_ref
+            spread = f", reference {row.reproduced_std_ref:.3g} std over {row.n_ref:.0f} seeds" if row.n_ref > 1 else ""
             diffs.append(Difference(where, f"{row.reproduced_mean_ref:.6g} -> {row.reproduced_mean_new:.6g} "
-                                           f"(change {delta:+.4g}, tolerance {tol:.4g})"))
+                                           f"(change {delta:+.4g}, tolerance {tol:.4g}{spread})"))
     return diffs
 
 
-def regress(results: str | Path, reference: str | Path, accuracy_tolerance: float = 2.0) -> list[Difference]:
+def regress(results: str | Path, reference: str | Path, accuracy_floor: float = 2.0) -> list[Difference]:
     results, reference = Path(results), Path(reference)
     tables = sorted(p.relative_to(reference) for p in reference.rglob("tables/*.csv"))
     if not tables:
-        raise NasReproError(f"no reference tables (*/tables/*.csv) under {reference}: commit a reference first")
-    return [d for relative in tables for d in compare_tables(results, reference, relative, accuracy_tolerance)]
+        raise NasReproError(f"no reference tables (*/tables/*.csv) under {reference}: make one with `make reference`")
+    return [d for relative in tables for d in compare_tables(results, reference, relative, accuracy_floor)]
+
+
+def environment_summary(values: pd.DataFrame) -> dict[str, str]:
+    """{field: "value (runs), ..."} of an Environment table (nas_impl.reporting.environment)."""
+    return {field: ", ".join(f"{v} ({r})" for v, r in zip(group["value"], group["runs"]))
+            for field, group in values.groupby("field", sort=False)}
+
+
+def environment_differences(results: Path, reference: Path) -> list[str]:
+    """Lines `field: reference -> results` for every field whose values differ ([] when the same or
+    when the reference records no environment)."""
+    from nas_impl.reporting.environment import collect_environment
+
+    path = Path(reference) / ENVIRONMENT_FILE
+    if not path.is_file():
+        return [f"(the reference records no environment: {path} is missing)"]
+    old = environment_summary(pd.read_csv(path, dtype=str).astype({"runs": int}))
+    new = environment_summary(collect_environment(Path(results)).values)
+    return [f"{field}: {old.get(field, '(none)')} -> {new.get(field, '(none)')}"
+            for field in [*old, *(f for f in new if f not in old)] if old.get(field) != new.get(field)]

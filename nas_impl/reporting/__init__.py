@@ -1,7 +1,13 @@
-"""Reporting: plots per comparison table, the scorecard over all papers, and the HTML report."""
+"""Reporting: plots per comparison table, the scorecard over all papers, and the HTML report.
 
-from nas_impl.reporting.plots import plot_table
-from nas_impl.reporting.report import write_report
-from nas_impl.reporting.scorecard import build_scorecard, verdict_counts, write_csv_atomic
+Names are imported on first use, so writing a table does not import matplotlib.
+"""
 
-__all__ = ["build_scorecard", "plot_table", "verdict_counts", "write_csv_atomic", "write_report"]
+from nas_impl.lazy import lazy_attributes
+
+_WHERE = {
+    "plot_table": "plots", "write_report": "report",
+    "build_scorecard": "scorecard", "verdict_counts": "scorecard", "write_csv_atomic": "scorecard",
+}
+__all__ = sorted(_WHERE)
+__getattr__ = lazy_attributes(__name__, _WHERE)

@@ -34,6 +34,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .v-not-run { background: #fafafa; color: #999; }
 .counts span { display: inline-block; padding: 0.3em 0.8em; margin-right: 0.5em; border-radius: 4px; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
+figure { margin: 1em 0; } figcaption { color: #666; font-size: 0.85em; }
+details > summary { cursor: pointer; color: #555; margin: 0.3em 0; }
 .note { color: #666; font-size: 0.85em; }
 """
 

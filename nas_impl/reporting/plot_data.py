@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -88,3 +89,17 @@ def point_labels(rows: pd.DataFrame) -> dict[PointKey, str]:
         name = model or "(unnamed)"
         labels[(dataset, model)] = f"{name} ({dataset})" if several_datasets and dataset else name
     return labels
+
+
+_SIZE_TOKEN = re.compile(r"^\d+(\.\d+)?[KMG]?x?$")  # "207M", "1.0x": a size, not a method
+
+
+def method_of(model: str) -> str:
+    """The method a model row belongs to, for one colour and marker per method in a plot:
+    "ResNet-20 TAS [searched, KD]" -> "TAS [searched, KD]" (network, then method),
+    "AutoSlim-MobileNetV2 207M" -> "AutoSlim-MobileNetV2" (method, then size), "MobileNetV2 1.0x"
+    and "ResNet-50" -> themselves less the size (an unpruned network is its own method)."""
+    name, bracket, label = model.partition(" [")
+    tokens = [t for t in name.split() if not _SIZE_TOKEN.match(t)] or name.split()[:1]
+    method = " ".join(tokens[1:]) if len(tokens) > 1 else " ".join(tokens)
+    return f"{method} [{label}" if bracket else method

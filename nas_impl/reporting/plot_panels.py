@@ -9,7 +9,7 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
 from nas_impl.reporting.metric_kinds import QUALITY_METRICS, axis_label, quality_label
-from nas_impl.reporting.plot_data import MetricSeries, PlotValue, PointKey
+from nas_impl.reporting.plot_data import MetricSeries, PlotValue, PointKey, method_of
 from nas_impl.reporting.tables import NOT_COMPARABLE
 
 PUBLISHED_STYLE = dict(marker="o", color="tab:blue", markersize=7, linestyle="none")
@@ -17,6 +17,10 @@ REPRODUCED_STYLE = dict(marker="D", color="tab:orange", markersize=6, linestyle=
 NOT_COMPARABLE_STYLE = dict(marker="D", color="grey", markerfacecolor="none", markersize=6, linestyle="none")
 PAIR_LINE_STYLE = dict(color="grey", linewidth=0.7, alpha=0.7)
 LABEL_FONT_SIZE = 7
+# One colour and marker per method in a quality-vs-cost panel (cycled past ten methods).
+METHOD_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
+                  "tab:olive", "tab:cyan", "tab:gray")
+METHOD_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
 
 def _finite(*values: float) -> bool:
@@ -47,6 +51,7 @@ def _add_legend(ax: Axes, drawn: set[str]) -> None:
 @dataclass(frozen=True)
 class Pair:
     label: str
+    model: str
     quality: PlotValue
     cost: PlotValue
 
@@ -64,7 +69,7 @@ class QualityVsCostPanel:
         for key, quality in self.quality.values.items():
             cost = self.cost.lookup(key)
             if cost is not None:
-                out.append(Pair(self.labels.get(key, key[1]), quality, cost))
+                out.append(Pair(self.labels.get(key, key[1]), key[1], quality, cost))
         return out
 
     def has_points(self) -> bool:
@@ -75,29 +80,48 @@ class QualityVsCostPanel:
     def model_count(self) -> int:
         return len(self.pairs())
 
+    def method_styles(self) -> dict[str, dict]:
+        """Colour and marker of each method, in order of first appearance."""
+        methods = dict.fromkeys(method_of(pair.model) for pair in self.pairs())
+        return {m: dict(color=METHOD_COLOURS[i % len(METHOD_COLOURS)], marker=METHOD_MARKERS[i % len(METHOD_MARKERS)])
+                for i, m in enumerate(methods)}
+
     def draw(self, ax: Axes) -> None:
-        drawn: set[str] = set()
+        """Published points filled, reproduced ones hollow in their method's colour and marker, each
+        pair joined (dotted where the reproduced value is not comparable); only reproduced points are
+        labelled (the legend names the methods)."""
+        styles = self.method_styles()
+        not_comparable = False
         for pair in self.pairs():
+            style = styles[method_of(pair.model)]
             published = (pair.cost.published, pair.quality.published)
             # Architecture metrics are deterministic; when only the published one exists, use it.
             reproduced_x = pair.cost.reproduced if _finite(pair.cost.reproduced) else pair.cost.published
             reproduced = (reproduced_x, pair.quality.reproduced)
             if _finite(*published):
-                ax.plot(*published, **PUBLISHED_STYLE)
-                ax.annotate(pair.label, published, xytext=(4, 4), textcoords="offset points",
-                            fontsize=LABEL_FONT_SIZE)
+                ax.plot(*published, linestyle="none", markersize=6, **style)
             if _finite(*reproduced):
-                ax.errorbar(*reproduced, yerr=_error(pair.quality.spread), xerr=_error(pair.cost.spread),
-                            capsize=2, elinewidth=0.8, **_reproduced_style(pair.quality))
-                drawn.add(_reproduced_kind(pair.quality))
+                comparable = pair.quality.verdict != NOT_COMPARABLE
+                not_comparable |= not comparable
+                ax.errorbar(*reproduced, yerr=_error(pair.quality.spread), xerr=_error(pair.cost.spread), capsize=2,
+                            elinewidth=0.8, linestyle="none", markersize=7, markerfacecolor="white",
+                            markeredgewidth=1.5, **style)
+                ax.annotate(pair.label, reproduced, xytext=(5, -3), textcoords="offset points",
+                            fontsize=LABEL_FONT_SIZE, color=style["color"])
                 if _finite(*published):
-                    ax.plot([published[0], reproduced[0]], [published[1], reproduced[1]], **PAIR_LINE_STYLE)
+                    ax.plot([published[0], reproduced[0]], [published[1], reproduced[1]], color=style["color"],
+                            linewidth=0.8, alpha=0.7, linestyle="-" if comparable else ":")
         ax.set_xlabel(axis_label(self.cost.metric, self.cost.unit))
         ax.set_ylabel(quality_label(self.quality.metric, self.quality.unit))
         ax.set_title(f"{self.quality.metric} vs {self.cost.metric}", fontsize=9)
-        ax.margins(x=0.15, y=0.1)  # room for the model names beside the outermost points
+        ax.margins(x=0.12, y=0.1)
         ax.grid(True, alpha=0.3)
-        _add_legend(ax, drawn)
+        handles = [Line2D([], [], linestyle="none", markersize=6, label=m, **style) for m, style in styles.items()]
+        handles += [Line2D([], [], linestyle="none", marker="o", color="black", label="published (filled)"),
+                    Line2D([], [], linestyle="none", marker="o", color="black", markerfacecolor="white",
+                           label="reproduced (hollow)" + (", dotted: not comparable" if not_comparable else ""))]
+        ax.legend(handles=handles, fontsize=LABEL_FONT_SIZE, loc="center left", bbox_to_anchor=(1.02, 0.5),
+                  frameon=False, title="method", title_fontsize=LABEL_FONT_SIZE + 1)
 
 
 @dataclass(frozen=True)

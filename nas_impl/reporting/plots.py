@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -20,7 +21,9 @@ DPI = 120
 MAX_COLUMNS = 3
 PANEL_WIDTH_IN = 5.2
 MIN_PANEL_HEIGHT_IN = 4.0
-HEIGHT_PER_MODEL_IN = 0.3
+HEIGHT_PER_MODEL_IN = 0.25
+SCATTER_WIDTH_IN = 8.0  # the axes and, beside them, the legend of methods
+SCATTER_HEIGHT_IN = 5.0
 
 
 def plan_panels(rows: pd.DataFrame) -> list[Panel]:
@@ -78,14 +81,30 @@ def plot_title(rows: pd.DataFrame) -> str:
 
 
 def _figure_for(panels: list[Panel]) -> tuple[Figure, list]:
-    columns = max(1, min(MAX_COLUMNS, len(panels)))
-    rows = max(1, math.ceil(len(panels) / columns))
-    most_models = max((panel.model_count for panel in panels), default=0)
-    panel_height = max(MIN_PANEL_HEIGHT_IN, 1.5 + HEIGHT_PER_MODEL_IN * most_models)
-    figure = Figure(figsize=(PANEL_WIDTH_IN * columns, panel_height * rows + 0.6), layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False).ravel().tolist()
-    for unused in axes[len(panels):]:
-        unused.set_visible(False)
+    """Quality-vs-cost panels on the top row (each with its legend of methods beside it), the
+    per-model panels below, sized by their number of models, so neither squeezes the other."""
+    scatter = [p for p in panels if isinstance(p, QualityVsCostPanel)]
+    per_model = [p for p in panels if not isinstance(p, QualityVsCostPanel)]
+    scatter_columns = min(MAX_COLUMNS, len(scatter))
+    model_columns = min(MAX_COLUMNS, len(per_model))
+    model_rows = math.ceil(len(per_model) / model_columns) if per_model else 0
+    most_models = max((panel.model_count for panel in per_model), default=0)
+    model_height = max(MIN_PANEL_HEIGHT_IN, 1.0 + HEIGHT_PER_MODEL_IN * most_models) * model_rows
+    scatter_height = SCATTER_HEIGHT_IN * math.ceil(len(scatter) / scatter_columns) if scatter else 0.0
+    width = max(SCATTER_WIDTH_IN * scatter_columns, PANEL_WIDTH_IN * model_columns, PANEL_WIDTH_IN)
+    figure = Figure(figsize=(width, max(scatter_height + model_height, MIN_PANEL_HEIGHT_IN) + 0.8),
+                    layout="constrained")
+    if not panels:
+        return figure, [figure.subplots()]
+    parts = [(scatter, scatter_columns, scatter_height), (per_model, model_columns, model_height)]
+    parts = [part for part in parts if part[0]]
+    subfigures = figure.subfigures(len(parts), 1, height_ratios=[height for _, _, height in parts], squeeze=False)
+    axes = []
+    for (group, columns, _), subfigure in zip(parts, subfigures.ravel()):
+        grid = subfigure.subplots(math.ceil(len(group) / columns), columns, squeeze=False).ravel().tolist()
+        for unused in grid[len(group):]:
+            unused.set_visible(False)
+        axes.extend(grid[:len(group)])
     return figure, axes
 
 
@@ -97,9 +116,20 @@ def plot_table(table: pd.DataFrame, out_path: str | Path) -> None:
     for panel, ax in zip(panels, axes):
         panel.draw(ax)
     if not panels:
-        axes[0].set_visible(True)
         axes[0].text(0.5, 0.5, "no published or reproduced values to plot", ha="center", va="center")
         axes[0].set_axis_off()
     figure.suptitle(plot_title(rows), fontsize=11)
     with atomic_path(out_path) as tmp:
-        figure.savefig(tmp, format="png", dpi=DPI)
+        _save_compact_png(figure, tmp)
+
+
+def _save_compact_png(figure: Figure, path: Path) -> None:
+    """A 256-colour palette PNG: plots have few colours, and the report embeds every plot, so this
+    keeps it a few hundred KB instead of megabytes, with no visible change."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        image.convert("RGB").quantize(colors=256).save(path, format="PNG", optimize=True)

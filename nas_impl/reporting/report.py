@@ -16,12 +16,10 @@ from nas_impl.reporting.html_parts import (
     CSS, EMPTY, VERDICT_CLASSES, cell, embedded_png, format_number, html_table, is_missing, verdict_cell,
 )
 from nas_impl.reporting.scorecard import verdict_counts
-from nas_impl.reporting.tables import normalize_table
+from nas_impl.reporting.tables import NOT_COMPARABLE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS, normalize_table
 
-SCORECARD_HEADERS = ["paper", "table", "dataset", "model", "metric", "unit", "published", "reproduced",
-                     "n", "delta", "tolerance", "verdict"]
 PAPER_TABLE_HEADERS = ["dataset", "model", "metric", "unit", "published", "reproduced", "n", "delta",
-                       "tolerance", "verdict", "source", "note"]
+                       "tolerance", "verdict", "reason", "source", "note"]
 
 
 def _significant(value: object, digits: int) -> str:
@@ -58,7 +56,7 @@ def _verdict_counts_section(scorecard: pd.DataFrame) -> str:
         f'<span class="{VERDICT_CLASSES.get(verdict, "")}">{escape(verdict)}: <b>{count}</b></span>'
         for verdict, count in verdict_counts(scorecard).items()
     )
-    return f'<h2>Verdicts</h2>\n<p class="counts">{badges}</p>\n<p class="meta">{len(scorecard)} claims in all.</p>'
+    return f'<p class="counts">{badges}</p>\n<p class="meta">{len(scorecard)} claims in all.</p>'
 
 
 def _plot_owner(plot: Path, papers: set[str]) -> str | None:
@@ -69,33 +67,71 @@ def _plot_owner(plot: Path, papers: set[str]) -> str | None:
 def _figure(plot: Path) -> str:
     if not plot.is_file():
         raise NasReproError(f"{plot}: plot not found; run the plot step before the report")
-    return embedded_png(plot, alt=plot.stem)
+    return f"<figure>{embedded_png(plot, alt=plot.stem)}<figcaption>{escape(plot.stem)}</figcaption></figure>"
 
 
-def _paper_section(paper: str, rows: pd.DataFrame, plots: list[Path]) -> str:
-    parts = [f"<h2>{escape(paper)}</h2>"]
-    remaining = list(plots)
-    for table in dict.fromkeys(rows["table"]):
-        parts.append(f"<h3>{escape(table)}</h3>")
-        parts.append(_claims_table(rows[rows["table"] == table], PAPER_TABLE_HEADERS))
-        mine = [plot for plot in remaining if plot.stem == table]
-        parts.extend(_figure(plot) for plot in mine)
-        remaining = [plot for plot in remaining if plot not in mine]
-    if remaining:
-        parts.append("<h3>other plots</h3>")
-        parts.extend(_figure(plot) for plot in remaining)
+def _reasons(rows: pd.DataFrame, verdict: str) -> str:
+    """'reason (count), ...' of the rows with this verdict."""
+    reasons = rows.loc[rows["verdict"] == verdict, "reason"].replace("", "no reason recorded").value_counts()
+    return "; ".join(f"{escape(reason)} ({count})" for reason, count in reasons.items())
+
+
+def _summary_table(scorecard: pd.DataFrame, papers: list[str]) -> str:
+    rows = []
+    for paper in papers:
+        mine = scorecard[scorecard["paper"] == paper]
+        counts = mine["verdict"].value_counts()
+        judged = int(counts.get(REPRODUCED, 0) + counts.get(NOT_REPRODUCED, 0))
+        rows.append([cell(paper), cell(len(mine)), cell(judged)] +
+                    [cell(int(counts.get(v, 0)), css_class=VERDICT_CLASSES[v]) for v in VERDICTS])
+    headers = ["paper", "claims", "judged", *VERDICTS]
+    return html_table(headers, rows)
+
+
+def _paper_summary(paper: str, rows: pd.DataFrame, plots: list[Path]) -> str:
+    parts = [f'<h3 id="summary-{escape(paper)}">{escape(paper)}</h3>']
+    not_reproduced = rows[rows["verdict"] == NOT_REPRODUCED]
+    if not not_reproduced.empty:
+        listed = ", ".join(escape(f"{r.model} {r.metric}") for r in not_reproduced.itertuples())
+        parts.append(f"<p><b>Not reproduced</b>: {listed}.</p>")
+    for verdict in (NOT_COMPARABLE, NOT_RUN):
+        reasons = _reasons(rows, verdict)
+        if reasons:
+            parts.append(f"<p><b>{escape(verdict)}</b>: {reasons}.</p>")
+    parts.extend(_figure(plot) for plot in plots)
     return "\n".join(parts)
 
 
-def _papers_sections(scorecard: pd.DataFrame, plots: list[Path]) -> str:
+def _summary_section(scorecard: pd.DataFrame, plots: list[Path]) -> str:
     papers = list(dict.fromkeys(scorecard["paper"]))
     plots_by_paper: dict[str | None, list[Path]] = {}
     for plot in plots:
         plots_by_paper.setdefault(_plot_owner(Path(plot), set(papers)), []).append(Path(plot))
-    sections = [_paper_section(p, scorecard[scorecard["paper"] == p], plots_by_paper.get(p, [])) for p in papers]
+    parts = ["<h2>Summary</h2>", _verdict_counts_section(scorecard), _summary_table(scorecard, papers)]
+    parts.extend(_paper_summary(p, scorecard[scorecard["paper"] == p], plots_by_paper.get(p, [])) for p in papers)
     if None in plots_by_paper:
-        sections.append("<h2>Other plots</h2>\n" + "\n".join(_figure(plot) for plot in plots_by_paper[None]))
-    return "\n".join(sections)
+        parts.append("<h3>Other plots</h3>\n" + "\n".join(_figure(plot) for plot in plots_by_paper[None]))
+    return "\n".join(parts)
+
+
+def _scorecard_section(scorecard: pd.DataFrame) -> str:
+    """Every claim, grouped by paper and table; the rows that were not run are folded away."""
+    parts = ["<h2>Scorecard</h2>",
+             '<p class="meta">Every published number, by paper and table. Rows that were not run at this scale '
+             "are folded under each table.</p>"]
+    for paper in dict.fromkeys(scorecard["paper"]):
+        parts.append(f"<h3>{escape(paper)}</h3>")
+        mine = scorecard[scorecard["paper"] == paper]
+        for table in dict.fromkeys(mine["table"]):
+            rows = mine[mine["table"] == table]
+            ran, not_run = rows[rows["verdict"] != NOT_RUN], rows[rows["verdict"] == NOT_RUN]
+            parts.append(f"<h4>{escape(table)}</h4>")
+            if not ran.empty:
+                parts.append(_claims_table(ran, PAPER_TABLE_HEADERS))
+            if not not_run.empty:
+                parts.append(f"<details><summary>{len(not_run)} row(s) not run</summary>\n"
+                             f"{_claims_table(not_run, PAPER_TABLE_HEADERS)}\n</details>")
+    return "\n".join(parts)
 
 
 def _unreadable_note(paths: list[Path]) -> str:
@@ -165,10 +201,8 @@ def render_report(scale_dir: Path, *, scorecard: pd.DataFrame, plots: list[Path]
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">Scale: <b>{escape(scale)}</b>. Generated {escape(generated)} '
         f"from {escape(str(scale_dir))}.</p>",
-        _verdict_counts_section(scorecard),
-        "<h2>Scorecard</h2>",
-        _claims_table(scorecard, SCORECARD_HEADERS),
-        _papers_sections(scorecard, plots),
+        _summary_section(scorecard, plots),
+        _scorecard_section(scorecard),
         _environment_section(Path(scale_dir)),
         _cost_section(benchmarks_dir),
     ]

@@ -25,7 +25,7 @@ def normalize_table(table: pd.DataFrame) -> pd.DataFrame:
         if column in NUMERIC_COLUMNS:
             out[column] = pd.to_numeric(out[column], errors="coerce").astype(float)
         else:
-            out[column] = out[column].fillna("").astype(str).str.strip()
+            out[column] = out[column].astype(object).fillna("").astype(str).str.strip()
     return out
 
 

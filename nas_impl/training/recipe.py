@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from nas_impl.data.augment_spec import augmentation_problem
 from nas_impl.errors import SpecError
 from nas_impl.io import read_user_text
 
@@ -89,8 +90,6 @@ class Recipe:
             if not ok():
                 key = keys[0]
                 raise RecipeKeyError("", keys, f"recipe key '{key}' = {_show(getattr(self, key))}: must be {expected}")
-        from nas_impl.data.augment import augmentation_problem  # torch-heavy package: import on use
-
         problem = augmentation_problem(self.augment)
         if problem is not None:
             raise RecipeKeyError("", ("augment",), f"recipe key 'augment' = {_show(self.augment)}: {problem}")

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from nas_impl.cli import main
+from nas_impl.replication import load_replication
 
 TINY_RECIPE = {"epochs": 1, "batch_size": 64, "lr": 0.05, "train_subset": 256, "test_subset": 200,
                "augment": {"crop_padding": 2, "flip": True}}
@@ -113,6 +114,42 @@ def test_arch_of_a_searched_experiment_takes_the_searched_shape(tmp_path, capsys
     code, _, err = run_cli(capsys, "arch", "--replication", TAS, "--experiment", "C010-ResNet20",
                            "--searched", str(searched), "--out", str(out))
     assert code == 2 and "needs no --searched" in err
+
+
+def test_archs_writes_every_run_as_arch_and_metrics_would_one_at_a_time(tmp_path, capsys):
+    """The batch verb equals `arch` + `metrics --dataset` per run (counted once per distinct spec)."""
+    experiments = ["ResNet20-C10", "C010-ResNet20", "ResNet56-C100"]
+    code, out, err = run_cli(capsys, "archs", "--replication", TAS, "--results", str(tmp_path / "batch"),
+                             "--experiment", *experiments, "--seed", "0", "1")
+    assert code == 0, err
+    assert out["runs"] == 6 and out["distinct_architectures"] == 3
+    rep = load_replication(TAS)
+    for name in experiments:
+        single = tmp_path / "single" / name
+        code, _, err = run_cli(capsys, "arch", "--replication", TAS, "--experiment", name,
+                               "--out", str(single / "arch.yaml"))
+        assert code == 0, err
+        code, expected, err = run_cli(capsys, "metrics", str(single / "arch.yaml"), "--dataset",
+                                      rep.experiments[name].dataset)
+        assert code == 0, err
+        for seed in (0, 1):
+            folder = tmp_path / "batch" / name / f"seed{seed}"
+            assert (folder / "arch.yaml").read_text() == (single / "arch.yaml").read_text()
+            measured = json.loads((folder / "arch_metrics.json").read_text())
+            assert {k: v for k, v in measured.items() if k != "spec"} == {k: v for k, v in expected.items() if k != "spec"}
+    code, _, err = run_cli(capsys, "archs", "--replication", TAS, "--results", str(tmp_path / "x"),
+                           "--experiment", "searched-C010-ResNet20-kd", "--seed", "0")
+    assert code == 2 and "nasrepro arch --searched" in err and not (tmp_path / "x").exists()
+
+
+def test_arch_metrics_out_writes_what_metrics_prints(tmp_path, capsys):
+    out = tmp_path / "arch.yaml"
+    code, _, err = run_cli(capsys, "arch", "--replication", TAS, "--experiment", "searched-C010-ResNet20-kd",
+                           "--searched", str(Path(TAS) / "archs/C010-ResNet20.yaml"), "--out", str(out),
+                           "--metrics-out", str(tmp_path / "arch_metrics.json"))
+    assert code == 0, err
+    code, expected, _ = run_cli(capsys, "metrics", str(out), "--dataset", "cifar10")
+    assert json.loads((tmp_path / "arch_metrics.json").read_text()) == expected
 
 
 def test_train_teacher_flag_needs_a_distilling_recipe(tmp_path, capsys):

@@ -125,6 +125,22 @@ def test_each_verdict(tmp_path):
     assert macs.tolerance == pytest.approx(0.4081) and macs.unit == "M"
 
 
+def test_compare_reads_the_seeds_that_were_run_and_says_why_a_row_was_not_run(tmp_path):
+    rep = load_replication(write_replication(tmp_path, PUBLISHED))
+    results = tmp_path / "results"
+    for seed, top1 in enumerate([92.0, 93.0, 95.0]):
+        write_run(results, seed, top1=top1, macs=40.813e6, params=0.272e6, dataset="cifar10")
+    by_default = compare_replication(rep, results, "paper")["t"]  # the manifest's paper seeds: 0 and 1
+    assert by_default[by_default.metric == "top1_err"].iloc[0].n == 2
+    table = compare_replication(rep, results, "paper", seeds=[0, 1, 2])["t"]
+    err = table[table.metric == "top1_err"].iloc[0]
+    assert err.n == 3 and err.reproduced_mean == pytest.approx(100 - 280 / 3)
+    not_run = table[table.model == "ResNet-99"].iloc[0]
+    assert not_run.verdict == "not run" and "no experiment of the replication claims this row" in not_run.note
+    missing = compare_replication(rep, tmp_path / "nothing", "paper")["t"]
+    assert "no results of experiment 'r20'" in missing[missing.model == "ResNet-20"].iloc[0].note
+
+
 def test_accuracy_outside_the_paper_scale_is_not_comparable(tmp_path):
     rep = load_replication(write_replication(tmp_path, PUBLISHED))
     results = tmp_path / "results"
@@ -152,11 +168,12 @@ def test_the_published_figures_rounding_widens_the_tolerance(tmp_path):
 
 
 # -- regression check -------------------------------------------------------------------------------
-def make_tables(directory: Path, top1_err: float, macs: float, verdict: str = "reproduced") -> None:
+def make_tables(directory: Path, top1_err: float, macs: float, verdict: str = "reproduced", *, n: int = 1,
+                top1_err_std: float = float("nan"), macs_std: float = float("nan")) -> None:
     rows = [{"paper": "toy", "table": "t", "model": "ResNet-20", "metric": "top1_err", "reproduced_mean": top1_err,
-             "verdict": "not comparable at this scale"},
+             "reproduced_std": top1_err_std, "n": n, "verdict": "not comparable at this scale"},
             {"paper": "toy", "table": "t", "model": "ResNet-20", "metric": "macs", "reproduced_mean": macs,
-             "verdict": verdict}]
+             "reproduced_std": macs_std, "n": n, "verdict": verdict}]
     (directory / "toy/tables").mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(directory / "toy/tables/t.csv", index=False)
 
@@ -185,6 +202,53 @@ def test_regress_allows_unjudged_searched_shapes_to_move_with_training(tmp_path)
     assert regress(tmp_path / "near", tmp_path / "ref") == []
     make_tables(tmp_path / "far", 20.0, 22.0 * 1.06, verdict="not comparable at this scale")
     assert [d.where for d in regress(tmp_path / "far", tmp_path / "ref")] == ["toy/tables/t.csv ResNet-20 macs"]
+
+
+def test_regress_tolerance_follows_the_references_spread_over_seeds(tmp_path):
+    """Reference: 3 seeds, top1_err std 1.5; a 1-seed run may move 4 standard errors of the difference
+    of the means, 4 * 1.5 * sqrt(1/3 + 1/1) = 6.93 points, and not more."""
+    make_tables(tmp_path / "ref", 30.0, 40.81, n=3, top1_err_std=1.5, macs_std=0.0)
+    make_tables(tmp_path / "inside", 30.0 + 6.9, 40.81)
+    assert regress(tmp_path / "inside", tmp_path / "ref") == []
+    make_tables(tmp_path / "outside", 30.0 - 7.0, 40.81)
+    assert [str(d) for d in regress(tmp_path / "outside", tmp_path / "ref")] == [
+        "toy/tables/t.csv ResNet-20 top1_err: 30 -> 23 (change -7, tolerance 6.928, reference 1.5 std over 3 seeds)"]
+    # a fixed architecture's MACs stay exact, whatever the spread of the accuracy
+    make_tables(tmp_path / "macs", 30.0, 40.82)
+    assert [d.where for d in regress(tmp_path / "macs", tmp_path / "ref")] == ["toy/tables/t.csv ResNet-20 macs"]
+    # a tiny spread never tightens the check below the floor
+    make_tables(tmp_path / "ref2", 30.0, 40.81, n=3, top1_err_std=0.01, macs_std=0.0)
+    make_tables(tmp_path / "near", 31.9, 40.81)
+    assert regress(tmp_path / "near", tmp_path / "ref2") == []
+
+
+def test_regress_prints_both_environments_when_they_differ(tmp_path, capsys):
+    make_tables(tmp_path / "ref", 20.0, 40.81)
+    pd.DataFrame([{"field": "torch", "value": "2.0.0", "runs": 3}, {"field": "threads", "value": "1", "runs": 3}]
+                 ).to_csv(tmp_path / "ref/environment.csv", index=False)
+    make_tables(tmp_path / "moved", 25.0, 40.81)
+    run = tmp_path / "moved/toy/r/seed0"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"run": {"versions": {"torch": "9.9.9"}, "threads": 1}}))
+    assert main(["regress", str(tmp_path / "moved"), str(tmp_path / "ref")]) == 1
+    err = capsys.readouterr().err
+    assert "the environments differ" in err and "torch: 2.0.0 (3) -> 9.9.9 (1)" in err
+    assert "threads: 1 (3) -> 1 (1)" in err  # same value, other number of runs: shown too
+
+
+def test_reference_verb_copies_tables_and_records_the_environment(tmp_path, capsys):
+    make_tables(tmp_path / "results", 20.0, 40.81)
+    run = tmp_path / "results/toy/r/seed0"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"run": {"versions": {"torch": "2.5"}, "threads": 2}}))
+    (tmp_path / "old/stale/tables").mkdir(parents=True)
+    (tmp_path / "old/stale/tables/x.csv").write_text("a\n")
+    assert main(["reference", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "old")]) == 0
+    capsys.readouterr()
+    assert sorted(str(p.relative_to(tmp_path / "old")) for p in (tmp_path / "old").rglob("*.csv")) == [
+        "environment.csv", "toy/tables/t.csv"]
+    assert regress(tmp_path / "results", tmp_path / "old") == []
+    assert main(["regress", str(tmp_path / "results"), str(tmp_path / "old")]) == 0
 
 
 def test_regress_reports_missing_tables_and_rows(tmp_path):

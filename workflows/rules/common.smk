@@ -1,5 +1,6 @@
 # Configuration, replication manifests and the helper functions the rules use.
 import dataclasses
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -173,20 +174,33 @@ def search_recipe_overrides(wildcards):
     return plan.set_args(plan.overrides_for(config["recipe_overrides"], keys))
 
 
-def experiment_arch_source(wildcards):
-    """archs/<arch>.yaml, or for a searched experiment the shape its search derived (same seed):
-    its arch.yaml, or the search.json that holds one shape per target (AutoSlim)."""
-    rep = REPLICATIONS[wildcards.paper]
-    experiment = rep.experiments[wildcards.experiment]
-    if experiment.search is None:
-        return str(rep.arch_path(wildcards.experiment))
+def searched_arch_source(wildcards):
+    """The shape a searched experiment's search derived (same seed): its arch.yaml, or the search.json
+    that holds one shape per target (AutoSlim)."""
+    experiment = REPLICATIONS[wildcards.paper].experiments[wildcards.experiment]
     searched = "arch.yaml" if experiment.search_target is None else "search.json"
     return f"{search_path(wildcards.paper, experiment.search, wildcards.seed)}/{searched}"
 
 
-def searched_flag(wildcards, input):
-    searched = REPLICATIONS[wildcards.paper].experiments[wildcards.experiment].search is not None
-    return f"--searched {input.spec}" if searched else ""
+def reference_experiments(paper):
+    """The experiments of this run whose architecture is a reference spec (archs/), not searched."""
+    return [e for e in experiments(paper) if REPLICATIONS[paper].experiments[e].search is None]
+
+
+def reference_specs(paper):
+    return sorted({str(REPLICATIONS[paper].arch_path(e)) for e in reference_experiments(paper)})
+
+
+def reference_arch_files(paper):
+    return [f"{RESULTS}/{paper}/{e}/seed{s}/{name}" for e in reference_experiments(paper) for s in seeds(paper)
+            for name in ("arch.yaml", "arch_metrics.json")]
+
+
+# The experiments whose arch.yaml a search derives (rule searched_arch); a pattern that matches
+# nothing when none is planned.
+SEARCHED_EXPERIMENTS = "|".join(
+    re.escape(name) for paper in PAPERS for name, e in REPLICATIONS[paper].experiments.items() if e.search
+) or "(?!)"
 
 
 def teacher_dir(wildcards):

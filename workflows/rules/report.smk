@@ -14,11 +14,12 @@ rule compare:
         f"{RESULTS}/benchmarks/{{paper}}/compare/{{table}}.tsv"
     params:
         replication=replication_dir,
+        seeds=lambda wildcards: " ".join(str(s) for s in seeds(wildcards.paper)),
     conda:
         CONDA_ENV
     shell:
         "nasrepro compare --replication {params.replication} --results "
-        f"{RESULTS}/{{wildcards.paper}} --scale {SCALE} --table {{wildcards.table}} "
+        f"{RESULTS}/{{wildcards.paper}} --scale {SCALE} --seeds {{params.seeds}} --table {{wildcards.table}} "
         f"--out-dir {RESULTS}/{{wildcards.paper}}/tables > {{log}} 2>&1"
 
 
@@ -71,3 +72,22 @@ rule regress:
     shell:
         f"nasrepro regress {RESULTS} {{params.reference}} --out {{output}} > {{log}} 2>&1 "
         "|| {{ cat {log}; exit 1; }}"
+
+
+rule reference:
+    # `make reference`: this scale's tables become the reference `regress` checks against (committed
+    # under results/reference/). Run with several seeds: their spread sets regress's tolerances.
+    input:
+        tables=[t for paper in PAPERS for t in tables(paper)],
+        scorecard=f"{RESULTS}/scorecard.csv",
+    output:
+        tables=[t.replace(RESULTS, f"results/reference/{SCALE}", 1) for paper in PAPERS for t in tables(paper)],
+        environment=f"results/reference/{SCALE}/environment.csv",
+    log:
+        f"{RESULTS}/logs/reference.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/reference/reference.tsv"
+    conda:
+        CONDA_ENV
+    shell:
+        f"nasrepro reference --results {RESULTS} --out results/reference/{SCALE} > {{log}} 2>&1"

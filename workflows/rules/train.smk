@@ -1,5 +1,5 @@
-# The shared chain of every replication: recipe -> arch -> train -> evaluate, and architecture
-# metrics. An experiment's arch.yaml is its reference spec (archs/) or the shape its search derived
+# The shared chain of every replication: recipe -> arch (and its architecture metrics) -> train ->
+# evaluate. An experiment's arch.yaml is its reference spec (archs/) or the shape its search derived
 # (each method's rules, e.g. tas.smk, write search/<search>/seed<k>/arch.yaml).
 
 
@@ -41,24 +41,62 @@ rule search_recipe:
         f"--scale {SCALE} {{params.overrides}} --out {{output}} > {{log}} 2>&1"
 
 
-rule arch:
+# Experiments with a reference spec (archs/): one job per paper writes every run's arch.yaml and
+# arch_metrics.json (torch is imported once, each distinct spec is counted once).
+for _paper in PAPERS:
+
+    rule:
+        name:
+            f"reference_archs_{_paper}"
+        input:
+            manifest=f"{REPO}/replications/{_paper}/replication.yaml",
+            specs=reference_specs(_paper),
+        output:
+            reference_arch_files(_paper),
+        log:
+            f"{RESULTS}/logs/{_paper}/reference_archs.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/{_paper}/reference_archs/reference_archs.tsv"
+        params:
+            replication=lambda wildcards, input: Path(input.manifest).parent,
+            results=lambda wildcards, output: Path(output[0]).parents[2],  # <results>/<experiment>/seed<k>/arch.yaml
+            experiments=" ".join(reference_experiments(_paper)),
+            seeds=" ".join(str(s) for s in seeds(_paper)),
+        resources:
+            mem_mb=4000,
+            runtime=10,
+        conda:
+            CONDA_ENV
+        shell:
+            "OMP_NUM_THREADS=1 nasrepro archs --replication {params.replication} --results {params.results} "
+            "--experiment {params.experiments} --seed {params.seeds} > {log} 2>&1"
+
+
+rule searched_arch:
+    # The shape a search derived for an experiment (its arch.yaml, or one target of its search.json),
+    # with the head of the paper's dataset, and its architecture metrics.
     input:
         manifest=f"{REPO}/replications/{{paper}}/replication.yaml",
-        spec=experiment_arch_source,
+        spec=searched_arch_source,
     output:
-        f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/arch.yaml",
+        arch=f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/arch.yaml",
+        metrics=f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/arch_metrics.json",
+    wildcard_constraints:
+        experiment=SEARCHED_EXPERIMENTS,
     log:
-        f"{RESULTS}/logs/{{paper}}/arch/{{experiment}}-seed{{seed}}.log",
+        f"{RESULTS}/logs/{{paper}}/searched_arch/{{experiment}}-seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/{{paper}}/arch/{{experiment}}-seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/{{paper}}/searched_arch/{{experiment}}-seed{{seed}}.tsv"
     params:
         replication=replication_dir,
-        searched=searched_flag,
+    resources:
+        mem_mb=4000,
+        runtime=10,
     conda:
         CONDA_ENV
     shell:
-        "nasrepro arch --replication {params.replication} --experiment {wildcards.experiment} "
-        "{params.searched} --out {output} > {log} 2>&1"
+        "OMP_NUM_THREADS=1 nasrepro arch --replication {params.replication} --experiment {wildcards.experiment} "
+        "--searched {input.spec} --out {output.arch} --metrics-out {output.metrics} > {log} 2>&1"
 
 
 rule train:
@@ -128,23 +166,3 @@ rule evaluate:
         "OMP_NUM_THREADS={params.threads} nasrepro evaluate --checkpoint {params.checkpoint} "
         "--data-root {params.data_root} --device {params.device} --threads {params.threads} "
         "--out {output} > {log} 2>&1"
-
-
-rule arch_metrics:
-    input:
-        f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/arch.yaml",
-    output:
-        f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/arch_metrics.json",
-    log:
-        f"{RESULTS}/logs/{{paper}}/arch_metrics/{{experiment}}-seed{{seed}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/{{paper}}/arch_metrics/{{experiment}}-seed{{seed}}.tsv"
-    params:
-        dataset=paper_dataset,
-    resources:
-        mem_mb=4000,
-        runtime=10,
-    conda:
-        CONDA_ENV
-    shell:
-        "OMP_NUM_THREADS=1 nasrepro metrics {input} --dataset {params.dataset} --out {output} > {log} 2>&1"

@@ -16,7 +16,7 @@ export MALLOC_TOP_PAD_ := 1073741824
 # Real-data tests and validation runs read ../shared/data (CIFAR-10 copy, Penn Treebank).
 export NASREPRO_SHARED ?= $(abspath ../shared)
 
-.PHONY: run test bench lint validate validate-tas validate-autoslim regress reference venv data lock clean
+.PHONY: run test bench lint validate validate-tas validate-autoslim regress reference screenshot venv data lock clean
 
 run: venv data
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default
@@ -68,6 +68,15 @@ regress: venv
 REFERENCE_SEEDS := [0,1,2]
 reference: venv data
 	$(VENV)/bin/snakemake reference --cores $(CORES) --workflow-profile workflows/profiles/default --config seeds='$(REFERENCE_SEEDS)'
+
+# The smoke report as a browser renders it: headless Chromium (Debian's `chromium`, installed when
+# missing) writes results/smoke/report.png, the top of the page at 1280 px wide.
+screenshot:
+	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,2400 \
+	  --screenshot=results/smoke/report.png file://$(abspath results/smoke/report.html)
+	@echo "Screenshot: results/smoke/report.png"
 
 venv: $(STAMP)
 

@@ -152,6 +152,8 @@ class Trainer:
         self.start_epoch = state["epoch"]
         self.history = state["history"]
         self.elapsed_s = state["elapsed_s"]
+        # The log is a declared output the workflow deletes before a rerun: rewrite it from the checkpoint.
+        write_csv_rows_atomic(self.out_dir / "train_log.csv", self.history, LOG_COLUMNS)
 
     def _save(self, epoch: int) -> None:
         save_checkpoint(

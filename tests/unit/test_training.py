@@ -139,6 +139,18 @@ def test_resume_after_interruption_is_bit_identical(tmp_path):
     assert metrics["epochs"] == 2
 
 
+def test_resuming_a_finished_run_restores_the_log_the_workflow_deleted(tmp_path):
+    """Snakemake deletes a job's declared outputs (metrics.json, train_log.csv) before it reruns it;
+    resuming from the finished checkpoint must leave both again, the log as it was."""
+    make_trainer(tmp_path).fit()
+    out = tmp_path / "run"
+    log = (out / "train_log.csv").read_text()
+    (out / "train_log.csv").unlink()
+    (out / "metrics.json").unlink()
+    make_trainer(tmp_path).fit(resume=True)
+    assert (out / "train_log.csv").read_text() == log and (out / "metrics.json").is_file()
+
+
 def test_outputs_log_checkpoint_and_provenance(tmp_path):
     trainer = make_trainer(tmp_path)
     trainer.fit()

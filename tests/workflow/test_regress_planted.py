@@ -34,6 +34,7 @@ def reference_of(tmp_path: Path, table: str = TABLE) -> Path:
     out = tmp_path / "reference"
     (out / Path(table).parent).mkdir(parents=True)
     shutil.copy(REFERENCE / table, out / table)
+    shutil.copy(REFERENCE / "environment.csv", out / "environment.csv")
     return out
 
 
@@ -56,3 +57,59 @@ def test_a_changed_mac_count_is_caught_and_only_where_it_changed(tmp_path, capsy
     macs = [line for line in lines if line.split(":")[0].endswith((" macs", " params"))]
     assert macs and all("ResNet-20 " in line for line in macs), lines
     assert any(line.startswith(f"{TABLE} ResNet-20 macs: ") for line in macs)
+
+
+ROW = f"{TABLE} ResNet-20 top1_err"
+
+
+def train_resnet20(tmp_path: Path, *recipe_set: str) -> Path:
+    """The smoke chain of baselines' resnet20-cifar10 (seed 0, 1 thread, as the workflow runs it) into
+    tmp_path/results; `recipe_set` plants a change in the recipe."""
+    replication = REPO / "replications/baselines"
+    results = tmp_path / "results"
+    recipe = tmp_path / "cifar.yaml"
+    cli("recipe", "--replication", replication, "--name", "cifar", "--scale", "smoke",
+        *[a for kv in recipe_set for a in ("--set", kv)], "--out", recipe)
+    run = results / "baselines/resnet20-cifar10/seed0"
+    cli("archs", "--replication", replication, "--results", results / "baselines", "--experiment",
+        "resnet20-cifar10", "--seed", "0")
+    cli("train", "--arch", run / "arch.yaml", "--recipe", recipe, "--dataset", "fashion-mnist", "--out", run,
+        "--seed", "0", "--threads", "1", "--device", "cpu")
+    cli("evaluate", "--checkpoint", run / "checkpoint.pt", "--threads", "1", "--device", "cpu",
+        "--out", run / "eval.json")
+    cli("compare", "--replication", replication, "--results", results / "baselines", "--scale", "smoke",
+        "--table", "cifar10-resnets", "--out-dir", results / "baselines/tables")
+    return results
+
+
+def flagged(lines: list[str], where: str) -> list[str]:
+    return [line for line in lines if line.startswith(f"{where}: ")]
+
+
+def test_the_unchanged_chain_is_not_flagged(tmp_path, capsys):
+    lines = regress_lines(train_resnet20(tmp_path), reference_of(tmp_path), capsys)
+    assert flagged(lines, ROW) == [] and flagged(lines, f"{TABLE} ResNet-20 macs") == [], lines
+
+
+def test_a_tenfold_learning_rate_is_caught(tmp_path, capsys):
+    lr = yaml.safe_load((REPO / "replications/baselines/replication.yaml").read_text())["recipes"]["cifar"]["smoke"]
+    lines = regress_lines(train_resnet20(tmp_path, f"lr={10 * lr.get('lr', 0.05)}"), reference_of(tmp_path), capsys)
+    assert flagged(lines, ROW), lines
+
+
+def test_a_layer_whose_output_is_zeroed_is_caught(tmp_path, capsys, monkeypatch):
+    import torch
+
+    import nas_impl.models
+
+    build = nas_impl.models.build_model
+
+    def zeroing_build(*args, **kwargs):
+        model = build(*args, **kwargs)
+        first_conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        first_conv.register_forward_hook(lambda module, inputs, output: torch.zeros_like(output))
+        return model
+
+    monkeypatch.setattr(nas_impl.models, "build_model", zeroing_build)
+    lines = regress_lines(train_resnet20(tmp_path), reference_of(tmp_path), capsys)
+    assert flagged(lines, ROW), lines

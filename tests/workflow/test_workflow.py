@@ -47,7 +47,7 @@ SEARCH_RULES_ALL = [rule for rules in SEARCH_RULES.values() for rule in rules]
 
 
 def expected_jobs(scale: str) -> dict[str, int]:
-    """Job counts of one scale, from the manifests: one job per paper writes the reference
+    """Job counts of one scale, from the manifests: one job per paper and seed writes the reference
     architectures (and their metrics), one per searched run its shape; only the experiments trained
     at the scale are trained, and each searched shape is searched once."""
     counts = dict.fromkeys(["reference_archs", "searched_arch", "train", "recipe", "search_recipe", "compare",
@@ -59,7 +59,7 @@ def expected_jobs(scale: str) -> dict[str, int]:
         trained = [rep.experiments[e] for e in names if rep.experiments[e].trained_at(scale)]
         searches = {rep.experiments[e].search for e in names} - {None}
         searched = [e for e in names if rep.experiments[e].search]
-        counts["reference_archs"] += len(names) > len(searched)
+        counts["reference_archs"] += n_seeds if len(names) > len(searched) else 0
         counts["searched_arch"] += len(searched) * n_seeds
         counts["train"] += len(trained) * n_seeds
         counts["recipe"] += len({e.recipe for e in trained})

@@ -192,7 +192,8 @@ def reference_specs(paper):
 
 
 def reference_arch_files(paper):
-    return [f"{RESULTS}/{paper}/{e}/seed{s}/{name}" for e in reference_experiments(paper) for s in seeds(paper)
+    """The outputs of one seed's reference_archs job ({seed} stays a wildcard)."""
+    return [f"{RESULTS}/{paper}/{e}/seed{{seed}}/{name}" for e in reference_experiments(paper)
             for name in ("arch.yaml", "arch_metrics.json")]
 
 

@@ -41,8 +41,9 @@ rule search_recipe:
         f"--scale {SCALE} {{params.overrides}} --out {{output}} > {{log}} 2>&1"
 
 
-# Experiments with a reference spec (archs/): one job per paper writes every run's arch.yaml and
-# arch_metrics.json (torch is imported once, each distinct spec is counted once).
+# Experiments with a reference spec (archs/): one job per paper and seed writes every run's arch.yaml
+# and arch_metrics.json (torch is imported once, each distinct spec is counted once). Per seed, so
+# that adding seeds leaves the finished ones' files, and what was trained on them, untouched.
 for _paper in PAPERS:
 
     rule:
@@ -54,14 +55,13 @@ for _paper in PAPERS:
         output:
             reference_arch_files(_paper),
         log:
-            f"{RESULTS}/logs/{_paper}/reference_archs.log",
+            f"{RESULTS}/logs/{_paper}/reference_archs/seed{{seed}}.log",
         benchmark:
-            f"{RESULTS}/benchmarks/{_paper}/reference_archs/reference_archs.tsv"
+            f"{RESULTS}/benchmarks/{_paper}/reference_archs/seed{{seed}}.tsv"
         params:
             replication=lambda wildcards, input: Path(input.manifest).parent,
             results=lambda wildcards, output: Path(output[0]).parents[2],  # <results>/<experiment>/seed<k>/arch.yaml
             experiments=" ".join(reference_experiments(_paper)),
-            seeds=" ".join(str(s) for s in seeds(_paper)),
         resources:
             mem_mb=4000,
             runtime=10,
@@ -69,7 +69,7 @@ for _paper in PAPERS:
             CONDA_ENV
         shell:
             "OMP_NUM_THREADS=1 nasrepro archs --replication {params.replication} --results {params.results} "
-            "--experiment {params.experiments} --seed {params.seeds} > {log} 2>&1"
+            "--experiment {params.experiments} --seed {wildcards.seed} > {log} 2>&1"
 
 
 rule searched_arch:

@@ -113,6 +113,7 @@ class AutoSlimSearch:
             load_weights(self.model, state["net"], self.checkpoint_path, "super-network")
             optimizer.load_state_dict(state["optimizer"])
             self.start_epoch, self.history, self.elapsed_s = state["epoch"], state["history"], state["elapsed_s"]
+            write_csv_rows_atomic(self.out_dir / "supernet_log.csv", self.history, SUPERNET_COLUMNS)  # a rerun deleted it
         else:
             remove_files(self.out_dir, SUPERNET_FRESH)
         remove_files(self.out_dir, SUPERNET_RESULTS)

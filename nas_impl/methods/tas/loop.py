@@ -139,6 +139,7 @@ class TASSearch:
         self.w_opt.load_state_dict(state["w_opt"])
         self.a_opt.load_state_dict(state["a_opt"])
         self.start_epoch, self.history, self.elapsed_s = state["epoch"], state["history"], state["elapsed_s"]
+        write_csv_rows_atomic(self.out_dir / "search_log.csv", self.history, LOG_COLUMNS)  # a rerun deleted it
 
     # -- search ---------------------------------------------------------------------------------
     def search_epoch(self, epoch: int) -> dict[str, Any]:

@@ -111,7 +111,8 @@ def _add_run_verbs(verbs) -> None:
     p = verbs.add_parser("metrics", help="params, MACs, memory (and latency) of an architecture spec")
     p.add_argument("spec", help="architecture spec YAML or registered model name")
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--input-size", default="3x32x32", help="CxHxW (default 3x32x32)")
+    size.add_argument("--input-size", default=None,
+                      help="CxHxW (default: the spec's own input, 32x32 for CIFAR families, 224x224 for ImageNet ones)")
     size.add_argument("--dataset", help="take the input size from this dataset (e.g. imagenet: 3x224x224)")
     p.add_argument("--json", action="store_true", help="print JSON (the default output format)")
     p.add_argument("--latency", action="store_true", help="also time inference")

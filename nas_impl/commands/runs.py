@@ -267,13 +267,21 @@ def evaluate(args: argparse.Namespace) -> dict:
 
 
 def metrics(args: argparse.Namespace) -> dict:
+    """At the spec's natural input (CIFAR families 32x32, ImageNet families 224x224) unless --dataset or
+    --input-size says otherwise."""
     from nas_impl.data import dataset_info
     from nas_impl.metrics import measure_latency
-    from nas_impl.models import build_model
+    from nas_impl.models import build_model, natural_input
     from nas_impl.runs import architecture_metrics, parse_input_size, resolve_device
 
-    input_size = dataset_info(args.dataset).input_size if args.dataset else parse_input_size(args.input_size)
-    out = architecture_metrics(args.spec, input_size, f"architecture {args.spec}", args.dataset) | {"spec": str(args.spec)}
+    if args.dataset:
+        input_size = dataset_info(args.dataset).input_size
+    elif args.input_size:
+        input_size = parse_input_size(args.input_size)
+    else:
+        input_size = natural_input(args.spec)
+    out = architecture_metrics(args.spec, input_size, f"architecture {args.spec}", args.dataset)
+    out |= {"spec": str(args.spec), "input_size": list(input_size)}
     if args.latency:
         out["latency"] = measure_latency(build_model(args.spec), input_size, batch_size=args.batch_size,
                                          device=resolve_device(args.device))

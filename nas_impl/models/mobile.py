@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from nas_impl.models.blocks import Activation, InvertedResidual, conv_bn
 from nas_impl.models.registry import SpecModel
-from nas_impl.models.spec import require, require_positive, require_positive_list
+from nas_impl.models.spec import CIFAR_SIZE, IMAGENET_SIZE, require, require_positive, require_positive_list
 
 
 @dataclass
@@ -30,6 +30,12 @@ class MobileSpec:
     num_channels = 0  # class attributes, not keys
     layout = ""
     default_channels = staticmethod(lambda width_mult: [])  # the family's channel list at a width
+
+    @property
+    def natural_input(self) -> tuple[int, int, int]:
+        """`stem: cifar` networks are built for 32x32 images, the others for ImageNet's 224x224."""
+        size = CIFAR_SIZE if self.stem == "cifar" else IMAGENET_SIZE
+        return (self.in_channels, size, size)
 
     def channel_list(self) -> list[int]:
         """The channel list this spec builds: `channels`, or the family's default at `width_mult`."""

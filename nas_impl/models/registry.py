@@ -125,6 +125,12 @@ def parse_spec(spec: SpecLike) -> Any:
     return _parse(raw, where)[1]
 
 
+def natural_input(spec: SpecLike) -> tuple[int, int, int]:
+    """The (C, H, W) input a spec's network is built for: 32x32 for CIFAR families and `stem: cifar`,
+    224x224 for ImageNet families, `in_channels` channels."""
+    return tuple(parse_spec(spec).natural_input)
+
+
 def spec_for(name: str) -> dict[str, Any]:
     """The full normalised spec of a registered variant."""
     if name not in _MODELS:

@@ -23,7 +23,7 @@ from typing import Literal
 
 from nas_impl.models.registry import register_family, register_model
 from nas_impl.models.resnet import ResNet, check_layout, default_channels, plan_stages
-from nas_impl.models.spec import require, require_positive, require_positive_list
+from nas_impl.models.spec import CIFAR_SIZE, require, require_positive, require_positive_list
 
 _DIVISOR = {"basic": 6, "bottleneck": 9}
 
@@ -44,6 +44,11 @@ class ResNetCifarSpec:
     @property
     def stage_depths(self) -> list[int]:
         return [(self.depth - 2) // _DIVISOR[self.block]] * 3
+
+    @property
+    def natural_input(self) -> tuple[int, int, int]:
+        """The input the network is built for (MACs and memory are counted at it)."""
+        return (self.in_channels, CIFAR_SIZE, CIFAR_SIZE)
 
     def check(self) -> None:
         require_positive(num_classes=self.num_classes, in_channels=self.in_channels,

@@ -15,7 +15,7 @@ from typing import Literal
 
 from nas_impl.models.registry import register_family, register_model
 from nas_impl.models.resnet import ResNet, check_layout, default_channels, plan_stages
-from nas_impl.models.spec import require, require_positive, require_positive_list
+from nas_impl.models.spec import IMAGENET_SIZE, require, require_positive, require_positive_list
 
 # depth -> (block, blocks per stage), as in torchvision / He et al. Table 1.
 LAYOUTS: dict[int, tuple[str, list[int]]] = {
@@ -42,6 +42,10 @@ class ResNetImagenetSpec:
     @property
     def stage_depths(self) -> list[int]:
         return LAYOUTS[self.depth][1]
+
+    @property
+    def natural_input(self) -> tuple[int, int, int]:
+        return (self.in_channels, IMAGENET_SIZE, IMAGENET_SIZE)
 
     def channel_list(self) -> list[int]:
         """The channel list this spec builds: `channels`, or the default at `base_width`."""

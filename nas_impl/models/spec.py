@@ -31,6 +31,12 @@ class SpecProblem(SpecError):
         return SpecProblem(self.problem, self.fix, self.where or where)
 
 
+# The natural input sizes of the image families: what a spec is built for, and where its MACs and
+# memory are counted unless another input is asked for.
+CIFAR_SIZE = 32
+IMAGENET_SIZE = 224
+
+
 def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""

@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from nas_impl.models.blocks import kaiming_init
 from nas_impl.models.registry import SpecModel, register_family, register_model
-from nas_impl.models.spec import require, require_positive, require_positive_list
+from nas_impl.models.spec import CIFAR_SIZE, require, require_positive, require_positive_list
 
 
 class WideBasicBlock(nn.Module):
@@ -60,6 +60,10 @@ class WRNCifarSpec:
     @property
     def stage_depths(self) -> list[int]:
         return [self.blocks_per_stage] * 3
+
+    @property
+    def natural_input(self) -> tuple[int, int, int]:
+        return (self.in_channels, CIFAR_SIZE, CIFAR_SIZE)
 
     def channel_list(self) -> list[int]:
         """The channel list this spec builds: `channels`, or the default at `widen`."""

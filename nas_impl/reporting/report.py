@@ -98,7 +98,13 @@ def _paper_summary(paper: str, rows: pd.DataFrame, plots: list[Path]) -> str:
         reasons = _reasons(rows, verdict)
         if reasons:
             parts.append(f"<p><b>{escape(verdict)}</b>: {reasons}.</p>")
-    parts.extend(_figure(plot) for plot in plots)
+    ran = set(rows.loc[rows["verdict"] != NOT_RUN, "table"])
+    shown = [plot for plot in plots if plot.stem in ran or plot.stem not in set(rows["table"])]
+    parts.extend(_figure(plot) for plot in shown)
+    idle = [plot.stem for plot in plots if plot not in shown]
+    if idle:
+        parts.append(f'<p class="note">Not run at this scale, so not plotted here: {escape(", ".join(idle))} '
+                     "(their published numbers are in the scorecard below).</p>")
     return "\n".join(parts)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,20 +20,17 @@ import torch
 from torch import nn
 
 from nas_impl.errors import NasReproError, TrainingDiverged
-from nas_impl.io import write_csv_rows_atomic, write_json_atomic
-from nas_impl.training.checkpoint import (check_resumable, load_checkpoint, load_weights, model_from_checkpoint,
-                                          require_keys, save_checkpoint)
+from nas_impl.io import write_json_atomic
+from nas_impl.training.checkpoint import load_weights, model_from_checkpoint, require_keys
+from nas_impl.training.epoch_loop import EpochLoop, RunFiles
 from nas_impl.training.losses import classification_loss, distillation_loss
 from nas_impl.training.optim import build_optimizer
-from nas_impl.training.provenance import run_provenance
 from nas_impl.training.recipe import Recipe
-from nas_impl.training.run_dir import interruptible, last_checkpoint_note, prepare_run_dir, remove_files
-from nas_impl.training.schedule import lr_at
-from nas_impl.training.seeding import epoch_seed, make_deterministic, seed_everything
 
-RESULTS = ("metrics.json",)  # what a finished run leaves; a new run removes it before it starts
-FRESH = ("checkpoint.pt", "train_log.csv")  # removed too when a run starts without --resume
 LOG_COLUMNS = ["epoch", "lr", "train_loss", "train_top1", "test_loss", "test_top1", "epoch_s", "images_per_s"]
+# metrics.json: what a finished run leaves (removed when a run starts, so a run that dies never
+# leaves an old result beside its own checkpoint).
+FILES = RunFiles(log="train_log.csv", log_columns=LOG_COLUMNS, results=("metrics.json",))
 
 
 @dataclass
@@ -80,16 +76,6 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, bf16: boo
     return EvalResult(loss=loss_sum.item() / n, top1=top1, top5=top5, n=n)
 
 
-def _progress(iterable: Iterable, total: int, desc: str):
-    if not sys.stderr.isatty():
-        return iterable
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return iterable
-    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
-
-
 class Trainer:
     def __init__(
         self,
@@ -104,28 +90,28 @@ class Trainer:
         record: dict[str, Any] | None = None,
         extra_metrics: dict[str, Any] | None = None,
     ) -> None:
-        self.device = torch.device(device)
+        self.loop = EpochLoop(out_dir, FILES, seed=seed, epochs=recipe.epochs, device=device)
+        self.device = self.loop.device
         self.recipe, self.seed = recipe, seed
         self.train_loader, self.eval_loader = train_loader, eval_loader
         self.out_dir = Path(out_dir)
         self.record = record or {}
         self.extra_metrics = extra_metrics or {}  # written into metrics.json with the results
         self.bf16 = self.device.type == "cuda"
-        make_deterministic(self.device)
         # channels_last: 1.5-2x faster convolutions on CPU (oneDNN) as on GPU (cuDNN), same numerics.
         self.model = model.to(self.device, memory_format=torch.channels_last)
         self.optimizer = build_optimizer(self.model, recipe)
         self.teacher = self._load_teacher()
-        self.history: list[dict[str, float]] = []
-        self.elapsed_s = 0.0
-        self.start_epoch = 0
-        self._lr = recipe.lr
         # On CUDA a per-step finiteness check would synchronise every step; check every few.
         self.check_every = 1 if self.device.type == "cpu" else 25
 
     @property
+    def history(self) -> list[dict[str, float]]:
+        return self.loop.history
+
+    @property
     def checkpoint_path(self) -> Path:
-        return self.out_dir / "checkpoint.pt"
+        return self.loop.checkpoint_path
 
     def _load_teacher(self) -> nn.Module | None:
         if self.recipe.distill is None:
@@ -139,36 +125,17 @@ class Trainer:
             p.requires_grad_(False)
         return teacher
 
-    # -- resume -------------------------------------------------------------------------------
-    def _identity(self) -> dict[str, Any]:
+    # -- what the epoch loop checkpoints ----------------------------------------------------------
+    def identity(self) -> dict[str, Any]:
         return {"recipe": self.recipe.to_dict(), "seed": self.seed, "spec": self.model.to_spec()}
 
-    def _resume(self) -> None:
-        state = load_checkpoint(self.checkpoint_path, map_location=self.device)
-        check_resumable(state, self._identity(), self.checkpoint_path)
-        require_keys(state, ("model", "optimizer", "epoch", "history", "elapsed_s"), self.checkpoint_path)
-        load_weights(self.model, state["model"], self.checkpoint_path)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.start_epoch = state["epoch"]
-        self.history = state["history"]
-        self.elapsed_s = state["elapsed_s"]
-        # The log is a declared output the workflow deletes before a rerun: rewrite it from the checkpoint.
-        write_csv_rows_atomic(self.out_dir / "train_log.csv", self.history, LOG_COLUMNS)
+    def state(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "record": self.record}
 
-    def _save(self, epoch: int) -> None:
-        save_checkpoint(
-            {
-                **self._identity(),
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "epoch": epoch,
-                "history": self.history,
-                "elapsed_s": self.elapsed_s,
-                "record": self.record,
-            },
-            self.checkpoint_path,
-        )
-        write_csv_rows_atomic(self.out_dir / "train_log.csv", self.history, LOG_COLUMNS)
+    def load_state(self, state: dict[str, Any], path: Path) -> None:
+        require_keys(state, ("model", "optimizer"), path)
+        load_weights(self.model, state["model"], path)
+        self.optimizer.load_state_dict(state["optimizer"])
 
     # -- training -----------------------------------------------------------------------------
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,15 +148,18 @@ class Trainer:
         d = self.recipe.distill
         return distillation_loss(logits, teacher_logits, y, d.temperature, d.alpha, self.recipe.label_smoothing), logits
 
-    def _check_finite(self, loss_sum: torch.Tensor, epoch: int, step: int) -> None:
-        if not torch.isfinite(loss_sum).item():
-            raise TrainingDiverged(
-                f"loss became NaN/Inf at epoch {epoch + 1}, step {step + 1} (lr {self._lr:.4g}); "
-                f"lower the recipe's 'lr' or add warm-up ('warmup_epochs'); {last_checkpoint_note(self.checkpoint_path)}"
-            )
+    def _check_finite(self, loss_sum: torch.Tensor, epoch: int, step: int, lr: float) -> None:
+        self.loop.check_finite(loss_sum, "loss became NaN/Inf", epoch, step, lr,
+                               "lower the recipe's 'lr' or add warm-up ('warmup_epochs')")
+
+    def run_epoch(self, epoch: int, loop: EpochLoop) -> dict[str, Any]:
+        row = {"epoch": epoch + 1, **self.train_epoch(epoch)}
+        result = evaluate(self.model, self.eval_loader, self.device, self.bf16)
+        row.update(test_loss=result.loss, test_top1=result.top1)
+        return row
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
-        torch.manual_seed(epoch_seed(self.seed, epoch))
+        """One pass over the training loader (the loop has seeded it from (seed, epoch))."""
         if hasattr(self.train_loader, "set_epoch"):
             self.train_loader.set_epoch(epoch)
         steps = len(self.train_loader)
@@ -198,12 +168,10 @@ class Trainer:
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
         n = 0
         start = time.perf_counter()
-        batches = _progress(self.train_loader, steps, f"epoch {epoch + 1}/{self.recipe.epochs}")
-        for step, (x, y) in enumerate(batches):
+        lr = self.recipe.lr
+        for step, (x, y) in enumerate(self.loop.progress(self.train_loader, steps, epoch)):
             x, y = to_device(x, self.device), y.to(self.device, non_blocking=True)
-            self._lr = lr_at(self.recipe, epoch * steps + step, steps)
-            for group in self.optimizer.param_groups:
-                group["lr"] = self._lr
+            lr = self.loop.set_lr(self.recipe, self.optimizer, epoch, step, steps)
             loss, logits = self._loss(x, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -214,11 +182,11 @@ class Trainer:
             correct += (logits.detach().argmax(1) == y).sum()
             n += y.numel()
             if (step + 1) % self.check_every == 0:
-                self._check_finite(loss_sum, epoch, step)
-        self._check_finite(loss_sum, epoch, steps - 1)
+                self._check_finite(loss_sum, epoch, step, lr)
+        self._check_finite(loss_sum, epoch, steps - 1, lr)
         seconds = time.perf_counter() - start
         return {
-            "lr": self._lr,
+            "lr": lr,
             "train_loss": loss_sum.item() / max(n, 1),
             "train_top1": 100.0 * correct.item() / max(n, 1),
             "epoch_s": seconds,
@@ -227,24 +195,8 @@ class Trainer:
 
     def fit(self, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
         """Train to the recipe's last epoch (or stop after epoch `stop_after`, as an interruption would)."""
-        prepare_run_dir(self.out_dir)
-        seed_everything(self.seed)
-        if resume and self.checkpoint_path.exists():
-            self._resume()
-        else:
-            remove_files(self.out_dir, FRESH)
-        remove_files(self.out_dir, RESULTS)
-        last = self.recipe.epochs if stop_after is None else min(stop_after, self.recipe.epochs)
-        with interruptible(self.checkpoint_path, lambda: len(self.history)):
-            for epoch in range(self.start_epoch, last):
-                row = {"epoch": epoch + 1, **self.train_epoch(epoch)}
-                result = evaluate(self.model, self.eval_loader, self.device, self.bf16)
-                row.update(test_loss=result.loss, test_top1=result.top1)
-                self.elapsed_s += row["epoch_s"]
-                self.history.append(row)
-                self._save(epoch + 1)
-        if last < self.recipe.epochs:
-            return {"stopped_after_epoch": last}
+        if not self.loop.run(self, resume, stop_after):
+            return {"stopped_after_epoch": min(stop_after, self.recipe.epochs)}
         return self._write_metrics()
 
     def _write_metrics(self) -> dict[str, Any]:
@@ -255,11 +207,11 @@ class Trainer:
             "best_top1": max(row["test_top1"] for row in self.history),
             "epochs": len(self.history),
             "train_images_per_s": sum(r["images_per_s"] for r in self.history) / len(self.history),
-            "wall_time_s": self.elapsed_s,
+            "wall_time_s": self.loop.elapsed_s,
             "spec": self.model.to_spec(),
             "recipe": self.recipe.to_dict(),
             "record": self.record,
-            "run": run_provenance(self.device, self.seed),
+            "run": self.loop.provenance(),
             **self.extra_metrics,
         }
         if not math.isfinite(metrics["test_loss"]):

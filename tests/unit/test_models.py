@@ -3,6 +3,9 @@ TAS and AutoSlim shapes reproduce the papers' own counts; bad specs fail with cl
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn as nn
@@ -272,3 +275,33 @@ def test_function_builder_family(monkeypatch):
     assert model.to_spec() == {"family": "tiny-mlp", "width": 8, "num_classes": 10}
     with pytest.raises(SpecError, match="key 'channels' entry 2 = 'x' in spec: expected a list of integers or null"):
         build_model({"family": "resnet-cifar", "channels": [1, 2, "x"]})
+
+
+def _reference_archs():
+    from nas_impl.replication import load_replication
+
+    root = Path(__file__).resolve().parents[2] / "replications"
+    for manifest in sorted(root.glob("*/replication.yaml")):
+        rep = load_replication(manifest.parent)
+        for name, experiment in rep.experiments.items():
+            if experiment.search is None:
+                yield pytest.param(rep.arch_path(name), experiment.dataset, id=f"{rep.paper}-{name}")
+
+
+@pytest.mark.parametrize("spec_path, dataset", list(_reference_archs()))
+def test_a_spec_knows_the_input_of_its_papers_dataset(spec_path, dataset):
+    """`nasrepro metrics SPEC` counts at the spec's own input: every reference arch's is the input of
+    the dataset its experiment trains on (CIFAR 3x32x32, ImageNet 3x224x224)."""
+    from nas_impl.data import dataset_info
+    from nas_impl.models import natural_input
+
+    assert natural_input(spec_path) == dataset_info(dataset).input_size
+
+
+def test_metrics_of_an_imagenet_spec_count_at_224_without_flags(capsys):
+    from nas_impl.cli import main
+
+    spec = Path(__file__).resolve().parents[2] / "replications/baselines/archs/resnet50-imagenet.yaml"
+    assert main(["metrics", str(spec), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["macs"] == 4_089_184_256 and out["input_size"] == [3, 224, 224]  # torchvision ResNet-50: 4.09G

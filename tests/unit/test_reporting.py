@@ -256,9 +256,14 @@ def test_report_opens_on_a_summary_per_paper_and_folds_rows_not_run(tmp_path: Pa
         claim("AutoSlim-A", "top1", 75.0, paper="autoslim", table="t1", reason="not run at smoke scale"),
     ]
     scorecard = normalize_table(frame(rows))
+    plots = []
+    for paper, table in (("tas", "t3"), ("autoslim", "t1")):
+        plots.append(tmp_path / paper / "plots" / f"{table}.png")
+        plot_table(scorecard[scorecard["table"] == table], plots[-1])
     out = tmp_path / "report.html"
-    write_report(tmp_path, out, scorecard=scorecard, plots=[], benchmarks_dir=None)
+    write_report(tmp_path, out, scorecard=scorecard, plots=plots, benchmarks_dir=None)
     html = out.read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") == 1  # the table that ran
     assert html.index("<h2>Summary</h2>") < html.index("<h2>Scorecard</h2>")
     summary = html[html.index("<h2>Summary</h2>"):html.index("<h2>Scorecard</h2>")]
     # per paper: claims, judged, then one count per verdict
@@ -266,6 +271,7 @@ def test_report_opens_on_a_summary_per_paper_and_folds_rows_not_run(tmp_path: Pa
     assert "".join(f">{c}</td>" for c in cells[:3]) in summary.replace('<td class="num">', ">").replace("<td>", ">")
     assert "no experiment claims it (2)" in summary and "not run at smoke scale (1)" in summary
     assert "<b>Not reproduced</b>: ResNet-20 TAS params." in summary
+    assert "Not run at this scale, so not plotted here: t1" in summary  # autoslim's only table ran nothing
     scorecard_part = html[html.index("<h2>Scorecard</h2>"):]
     folded = scorecard_part[scorecard_part.index("<details>"):scorecard_part.index("</details>")]
     assert "2 row(s) not run" in folded and "ResNet-20 LCCL" in folded and "ResNet-20 TAS" not in folded

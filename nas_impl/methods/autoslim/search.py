@@ -13,14 +13,13 @@ after BN recalibration).
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from nas_impl.errors import NasReproError, TrainingDiverged
+from nas_impl.errors import NasReproError
 from nas_impl.io import write_csv_rows_atomic, write_json_atomic
 from nas_impl.methods.autoslim.data import SlimData, memory_format
 from nas_impl.methods.autoslim.greedy import greedy_slim
@@ -29,13 +28,13 @@ from nas_impl.methods.autoslim.space import ChannelSpace, meta_model, widen
 from nas_impl.methods.autoslim.supernet import SlimmableNet, calibrated_accuracy, sandwich_configs, sandwich_step
 from nas_impl.metrics import count_macs
 from nas_impl.models import save_spec
+from nas_impl.seeds import derive_seed
 from nas_impl.training.checkpoint import check_resumable, load_checkpoint, load_weights, require_keys, save_checkpoint
+from nas_impl.training.epoch_loop import EpochLoop, RunFiles
 from nas_impl.training.optim import build_optimizer
 from nas_impl.training.provenance import run_provenance
-from nas_impl.training.run_dir import interruptible, last_checkpoint_note, prepare_run_dir, remove_files
-from nas_impl.training.schedule import lr_at
-from nas_impl.seeds import derive_seed
-from nas_impl.training.seeding import epoch_seed, make_deterministic, seed_everything
+from nas_impl.training.run_dir import prepare_run_dir, remove_files
+from nas_impl.training.seeding import seed_everything
 
 STAGES = ("supernet", "slim")
 SUPERNET_COLUMNS = ["epoch", "lr", "loss_largest", "top1_largest", "loss_smallest", "top1_smallest", "epoch_s"]
@@ -46,15 +45,16 @@ SUPERNET_FORMAT = "nasrepro-autoslim-supernet-v1"
 # What each stage leaves when it finishes (removed when it starts; a new super-network also
 # invalidates the slimming results derived from the old one), and what a fresh start removes too.
 SLIM_RESULTS = ("search.json", "arch.yaml", "arch-*.yaml", "slim_log.csv")
-SUPERNET_RESULTS = ("supernet.pt", "supernet.json", *SLIM_RESULTS)
-SUPERNET_FRESH = ("search_checkpoint.pt", "supernet_log.csv")
+SUPERNET_FILES = RunFiles(log="supernet_log.csv", log_columns=SUPERNET_COLUMNS, checkpoint="search_checkpoint.pt",
+                          checkpoint_format=CHECKPOINT_FORMAT, results=("supernet.pt", "supernet.json", *SLIM_RESULTS))
 
 
 class AutoSlimSearch:
     def __init__(self, base_spec: dict[str, Any], recipe: SearchRecipe, data: SlimData, *, out_dir: str | Path,
                  seed: int, device: torch.device | str = "cpu", record: dict[str, Any] | None = None) -> None:
-        self.device = torch.device(device)
-        make_deterministic(self.device)
+        self.loop = EpochLoop(out_dir, SUPERNET_FILES, seed=seed, epochs=recipe.weights.epochs, device=device,
+                              resume_view=lambda state: {**state, "recipe": supernet_part(state.get("recipe", {}))})
+        self.device = self.loop.device
         self.recipe, self.data, self.seed = recipe, data, seed
         self.out_dir = Path(out_dir)
         self.record = {**data.record, **(record or {})}
@@ -65,13 +65,8 @@ class AutoSlimSearch:
         self.base_macs = count_macs(meta_model(base_spec), data.input_size)
         seed_everything(seed)  # the super-network's initialisation depends on the seed only
         self.model = SlimmableNet(self.space).to(self.device, memory_format=memory_format(self.device))
-        self.history: list[dict[str, Any]] = []
-        self.elapsed_s = 0.0
-        self.start_epoch = 0
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.out_dir / "search_checkpoint.pt"
+        self.optimizer = build_optimizer(self.model, recipe.weights)
+        self.elapsed_s = 0.0  # of the super-network's training, read back from supernet.pt by the slim stage
 
     @property
     def supernet_path(self) -> Path:
@@ -84,13 +79,21 @@ class AutoSlimSearch:
             out.append((target, value * {"x": self.base_macs, "M": 1e6, "G": 1e9}[unit]))
         return out
 
-    def _identity(self) -> dict[str, Any]:
+    def identity(self) -> dict[str, Any]:
         """What the super-network depends on: the recipe without the slimming-only keys, so new
         targets or a new held-out sample reuse a trained super-network."""
         return {"recipe": supernet_part(self.recipe.to_dict()), "seed": self.seed, "base": self.base_spec}
 
+    def state(self) -> dict[str, Any]:
+        return {"net": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state(self, state: dict[str, Any], path: Path) -> None:
+        require_keys(state, ("net", "optimizer"), path)
+        load_weights(self.model, state["net"], path, "super-network")
+        self.optimizer.load_state_dict(state["optimizer"])
+
     def _check(self, state: dict[str, Any], path: Path) -> None:
-        check_resumable({**state, "recipe": supernet_part(state.get("recipe", {}))}, self._identity(), path)
+        check_resumable({**state, "recipe": supernet_part(state.get("recipe", {}))}, self.identity(), path)
 
     def _to_device(self, batch: tuple[torch.Tensor, torch.Tensor],
                    backward: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,36 +107,13 @@ class AutoSlimSearch:
 
     # -- stage 1: the super-network ---------------------------------------------------------------
     def train_supernet(self, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
-        prepare_run_dir(self.out_dir)
-        optimizer = build_optimizer(self.model, self.recipe.weights)
-        if resume and self.checkpoint_path.exists():
-            state = load_checkpoint(self.checkpoint_path, map_location=self.device, fmt=CHECKPOINT_FORMAT)
-            self._check(state, self.checkpoint_path)
-            require_keys(state, ("net", "optimizer", "epoch", "history", "elapsed_s"), self.checkpoint_path)
-            load_weights(self.model, state["net"], self.checkpoint_path, "super-network")
-            optimizer.load_state_dict(state["optimizer"])
-            self.start_epoch, self.history, self.elapsed_s = state["epoch"], state["history"], state["elapsed_s"]
-            write_csv_rows_atomic(self.out_dir / "supernet_log.csv", self.history, SUPERNET_COLUMNS)  # a rerun deleted it
-        else:
-            remove_files(self.out_dir, SUPERNET_FRESH)
-        remove_files(self.out_dir, SUPERNET_RESULTS)
-        epochs = self.recipe.weights.epochs
-        last = epochs if stop_after is None else min(stop_after, epochs)
-        with interruptible(self.checkpoint_path, lambda: len(self.history)):
-            for epoch in range(self.start_epoch, last):
-                row = self._epoch(epoch, optimizer)
-                self.elapsed_s += row["epoch_s"]
-                self.history.append(row)
-                state = {**self._identity(), "net": self.model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "epoch": epoch + 1, "history": self.history, "elapsed_s": self.elapsed_s}
-                save_checkpoint(state, self.checkpoint_path, fmt=CHECKPOINT_FORMAT)
-                write_csv_rows_atomic(self.out_dir / "supernet_log.csv", self.history, SUPERNET_COLUMNS)
-        if last < epochs:
-            return {"stopped_after_epoch": last}
+        if not self.loop.run(self, resume, stop_after):
+            return {"stopped_after_epoch": min(stop_after, self.recipe.weights.epochs)}
+        self.elapsed_s = self.loop.elapsed_s
         return self._finish_supernet()
 
-    def _epoch(self, epoch: int, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-        torch.manual_seed(epoch_seed(self.seed, epoch))
+    def run_epoch(self, epoch: int, loop: EpochLoop) -> dict[str, Any]:
+        """One epoch of sandwich-rule steps (the loop has seeded it from (seed, epoch))."""
         generator = torch.Generator().manual_seed(derive_seed("autoslim-sandwich", self.seed, epoch))
         loader = self.data.train_loader
         if hasattr(loader, "set_epoch"):
@@ -145,24 +125,20 @@ class AutoSlimSearch:
         self.model.train()
         for step, batch in enumerate(loader):
             batch = self._to_device(batch)
-            lr = lr_at(weights, epoch * steps + step, steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            lr = loop.set_lr(weights, self.optimizer, epoch, step, steps)
             configs = sandwich_configs(self.space, settings.num_sample_training, generator)
-            out = sandwich_step(self.model, optimizer, batch, configs, settings.inplace_distill,
+            out = sandwich_step(self.model, self.optimizer, batch, configs, settings.inplace_distill,
                                 weights.label_smoothing)
-            if not all(math.isfinite(v) for v in out.values()):
-                raise TrainingDiverged(f"AutoSlim super-network training diverged at epoch {epoch + 1}, step "
-                                       f"{step + 1} (lr {lr:.4g}): {out}; lower the search recipe's 'lr'; "
-                                       f"{last_checkpoint_note(self.checkpoint_path)}")
+            loop.check_finite(out, "AutoSlim super-network training diverged", epoch, step, lr,
+                              "lower the search recipe's 'lr'")
             for key, value in out.items():
                 sums[key] = sums.get(key, 0.0) + value
         return {"epoch": epoch + 1, "lr": lr, **{k: v / steps for k, v in sums.items()},
                 "epoch_s": time.perf_counter() - start}
 
     def _finish_supernet(self) -> dict[str, Any]:
-        supernet = {**self._identity(), "spec": self.space.spec, "net": self.model.net.state_dict(),
-                    "input_size": list(self.data.input_size), "epochs": len(self.history),
+        supernet = {**self.identity(), "spec": self.space.spec, "net": self.model.net.state_dict(),
+                    "input_size": list(self.data.input_size), "epochs": len(self.loop.history),
                     "wall_time_s": self.elapsed_s}
         save_checkpoint(supernet, self.supernet_path, fmt=SUPERNET_FORMAT)
         self._for_inference()
@@ -171,7 +147,7 @@ class AutoSlimSearch:
         evaluated = {name: calibrated_accuracy(self.model, config, calibration, self.data.held_out)
                      for name, config in (("largest", self.space.largest()), ("smallest", self.space.smallest()))}
         summary = {"stage": "supernet", "supernet_spec": self.space.spec, "base_macs": self.base_macs,
-                   "held_out_recalibrated": evaluated, "epochs": len(self.history), "wall_time_s": self.elapsed_s,
+                   "held_out_recalibrated": evaluated, "epochs": len(self.loop.history), "wall_time_s": self.elapsed_s,
                    "recipe": self.recipe.to_dict(), "record": self.record, "run": run_provenance(self.device, self.seed)}
         write_json_atomic(self.out_dir / "supernet.json", summary)
         return summary

@@ -11,7 +11,6 @@ recipe selects for retraining (`arch.yaml`: the last by default, as TAS's script
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,8 @@ from typing import Any
 
 import torch
 
-from nas_impl.errors import NasReproError, TrainingDiverged
-from nas_impl.io import write_csv_rows_atomic, write_json_atomic
+from nas_impl.errors import NasReproError
+from nas_impl.io import write_json_atomic
 from nas_impl.methods.tas.derive import derive_spec
 from nas_impl.methods.tas.flops import argmax_macs, expected_macs
 from nas_impl.methods.tas.recipe import SearchRecipe
@@ -29,18 +28,16 @@ from nas_impl.methods.tas.search_net import TASResNet
 from nas_impl.metrics import count_macs
 from nas_impl.models import build_model, normalize_spec, save_spec
 from nas_impl.runs import training_subset
-from nas_impl.training.checkpoint import check_resumable, load_checkpoint, load_weights, require_keys, save_checkpoint
+from nas_impl.training.checkpoint import load_weights, require_keys
+from nas_impl.training.epoch_loop import EpochLoop, RunFiles
 from nas_impl.training.optim import build_optimizer
-from nas_impl.training.provenance import run_provenance
-from nas_impl.training.run_dir import interruptible, last_checkpoint_note, prepare_run_dir, remove_files
-from nas_impl.training.schedule import lr_at
-from nas_impl.training.seeding import epoch_seed, make_deterministic, seed_everything
 
 LOG_COLUMNS = ["epoch", "lr", "tau", "train_loss", "train_top1", "valid_ce", "valid_top1", "flop_loss",
                "expected_macs", "argmax_macs", "argmax_ratio", "in_band", "epoch_s"]
 CHECKPOINT_FORMAT = "nasrepro-tas-search-v1"
-RESULTS = ("search.json", "arch.yaml", "arch_last.yaml", "arch_best.yaml")  # removed when a search starts
-FRESH = ("search_checkpoint.pt", "search_log.csv")  # removed too when it starts without --resume
+FILES = RunFiles(log="search_log.csv", log_columns=LOG_COLUMNS, checkpoint="search_checkpoint.pt",
+                 checkpoint_format=CHECKPOINT_FORMAT,
+                 results=("search.json", "arch.yaml", "arch_last.yaml", "arch_best.yaml"))
 
 
 @dataclass
@@ -88,8 +85,8 @@ def super_net(base_spec: dict[str, Any], recipe: SearchRecipe, num_classes: int,
 class TASSearch:
     def __init__(self, net: TASResNet, recipe: SearchRecipe, data: SearchData, *, out_dir: str | Path,
                  seed: int, device: torch.device | str = "cpu", record: dict[str, Any] | None = None) -> None:
-        self.device = torch.device(device)
-        make_deterministic(self.device)
+        self.loop = EpochLoop(out_dir, FILES, seed=seed, epochs=recipe.weights.epochs, device=device)
+        self.device = self.loop.device
         self.net = net.to(self.device, memory_format=torch.channels_last)
         self.recipe, self.data, self.seed = recipe, data, seed
         self.out_dir = Path(out_dir)
@@ -102,13 +99,10 @@ class TASSearch:
         self.max_macs = count_macs(build_model(self.base_spec), data.input_size)
         self.target_macs = tas.target_ratio * self.max_macs
         self.tolerance_macs = tas.tolerance * self.max_macs
-        self.history: list[dict[str, Any]] = []
-        self.elapsed_s = 0.0
-        self.start_epoch = 0
 
     @property
-    def checkpoint_path(self) -> Path:
-        return self.out_dir / "search_checkpoint.pt"
+    def history(self) -> list[dict[str, Any]]:
+        return self.loop.history
 
     def in_band(self, macs: float) -> bool:
         """Inside the FLOP loss's zero band, where TAS keeps its 'best' shape."""
@@ -120,30 +114,22 @@ class TASSearch:
         in_band = [row for row in self.history if row["in_band"]]
         return max(in_band, key=lambda row: row["valid_top1"]) if in_band else None
 
-    # -- checkpoint -----------------------------------------------------------------------------
-    def _identity(self) -> dict[str, Any]:
+    # -- what the epoch loop checkpoints ----------------------------------------------------------
+    def identity(self) -> dict[str, Any]:
         return {"recipe": self.recipe.to_dict(), "seed": self.seed, "base": self.base_spec}
 
-    def _save(self, epoch: int) -> None:
-        state = {**self._identity(), "net": self.net.state_dict(), "w_opt": self.w_opt.state_dict(),
-                 "a_opt": self.a_opt.state_dict(), "epoch": epoch, "history": self.history,
-                 "elapsed_s": self.elapsed_s}
-        save_checkpoint(state, self.checkpoint_path, fmt=CHECKPOINT_FORMAT)
-        write_csv_rows_atomic(self.out_dir / "search_log.csv", self.history, LOG_COLUMNS)
+    def state(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict()}
 
-    def _resume(self) -> None:
-        state = load_checkpoint(self.checkpoint_path, map_location=self.device, fmt=CHECKPOINT_FORMAT)
-        check_resumable(state, self._identity(), self.checkpoint_path)
-        require_keys(state, ("net", "w_opt", "a_opt", "epoch", "history", "elapsed_s"), self.checkpoint_path)
-        load_weights(self.net, state["net"], self.checkpoint_path, "super-network")
+    def load_state(self, state: dict[str, Any], path: Path) -> None:
+        require_keys(state, ("net", "w_opt", "a_opt"), path)
+        load_weights(self.net, state["net"], path, "super-network")
         self.w_opt.load_state_dict(state["w_opt"])
         self.a_opt.load_state_dict(state["a_opt"])
-        self.start_epoch, self.history, self.elapsed_s = state["epoch"], state["history"], state["elapsed_s"]
-        write_csv_rows_atomic(self.out_dir / "search_log.csv", self.history, LOG_COLUMNS)  # a rerun deleted it
 
     # -- search ---------------------------------------------------------------------------------
-    def search_epoch(self, epoch: int) -> dict[str, Any]:
-        torch.manual_seed(epoch_seed(self.seed, epoch))
+    def run_epoch(self, epoch: int, loop: EpochLoop) -> dict[str, Any]:
+        """One epoch of alternating steps (the loop has seeded it from (seed, epoch))."""
         for loader in (self.data.train_loader, self.data.valid_loader):
             loader.set_epoch(epoch)
         weights, tas = self.recipe.weights, self.recipe.tas
@@ -155,15 +141,10 @@ class TASSearch:
         sums: dict[str, float] = {}
         start = time.perf_counter()
         for step, (train_batch, valid_batch) in enumerate(zip(self.data.train_loader, self.data.valid_loader)):
-            lr = lr_at(weights, epoch * steps + step, steps)
-            for group in self.w_opt.param_groups:
-                group["lr"] = lr
+            lr = loop.set_lr(weights, self.w_opt, epoch, step, steps)
             out = search_step(self.net, self.w_opt, self.a_opt, train_batch, valid_batch, tau, self.target_macs,
                               self.tolerance_macs, tas.flop_weight, tas.paper_tolerance)
-            if not all(math.isfinite(v) for v in out.values()):
-                raise TrainingDiverged(f"TAS search diverged at epoch {epoch + 1}, step {step + 1} (lr {lr:.4g}): {out}; "
-                                       "lower the search recipe's 'lr' or 'arch_lr'; "
-                                       f"{last_checkpoint_note(self.checkpoint_path)}")
+            loop.check_finite(out, "TAS search diverged", epoch, step, lr, "lower the search recipe's 'lr' or 'arch_lr'")
             for key in ("loss", "train_top1", "arch_ce", "valid_top1", "flop_loss"):
                 sums[key] = sums.get(key, 0.0) + out[key]
         argmax = derive_spec(self.net)
@@ -178,23 +159,8 @@ class TASSearch:
         }
 
     def fit(self, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
-        prepare_run_dir(self.out_dir)
-        seed_everything(self.seed)
-        if resume and self.checkpoint_path.exists():
-            self._resume()
-        else:
-            remove_files(self.out_dir, FRESH)
-        remove_files(self.out_dir, RESULTS)
-        epochs = self.recipe.weights.epochs
-        last = epochs if stop_after is None else min(stop_after, epochs)
-        with interruptible(self.checkpoint_path, lambda: len(self.history)):
-            for epoch in range(self.start_epoch, last):
-                row = self.search_epoch(epoch)
-                self.elapsed_s += row["epoch_s"]
-                self.history.append(row)
-                self._save(epoch + 1)
-        if last < epochs:
-            return {"stopped_after_epoch": last}
+        if not self.loop.run(self, resume, stop_after):
+            return {"stopped_after_epoch": min(stop_after, self.recipe.weights.epochs)}
         return self._finish()
 
     def _finish(self) -> dict[str, Any]:
@@ -221,10 +187,10 @@ class TASSearch:
             "last": {k: final[k] for k in ("epoch", "argmax_macs", "argmax_ratio", "in_band")},
             "best": None if best is None else {k: best[k] for k in ("epoch", "valid_top1", "argmax_macs", "spec")},
             "epochs": len(self.history),
-            "wall_time_s": self.elapsed_s,
+            "wall_time_s": self.loop.elapsed_s,
             "recipe": self.recipe.to_dict(),
             "record": self.record,
-            "run": run_provenance(self.device, self.seed),
+            "run": self.loop.provenance(),
         }
         write_json_atomic(self.out_dir / "search.json", summary)
         return summary

@@ -9,7 +9,11 @@ from typing import Any, Callable
 
 
 def lazy_attributes(package: str, where: dict[str, str]) -> Callable[[str], Any]:
-    """A module `__getattr__` that imports `where[name]` (a submodule of `package`) on first access."""
+    """A module `__getattr__` that imports `where[name]` (a submodule of `package`) on first access.
+    A name may not be its submodule's name: importing the submodule binds that name to the module."""
+    clashes = [name for name, module in where.items() if name == module.split(".")[-1]]
+    if clashes:
+        raise ValueError(f"{package}: lazy names {clashes} equal their submodules' names; import them from there")
 
     def __getattr__(name: str) -> Any:
         if name not in where:

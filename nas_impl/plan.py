@@ -132,6 +132,12 @@ def check_schema(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[str,
 
 
 # -- papers, experiments, recipe overrides ---------------------------------------------------------
+def discover_replications(root: str | Path) -> list[str]:
+    """The replications of the suite: every folder of `root` (replications/) with a replication.yaml.
+    A new paper is added by adding its folder; no list of names to extend."""
+    return sorted(p.parent.name for p in Path(root).glob("*/replication.yaml"))
+
+
 def check_papers(papers: list[str], implemented: list[str]) -> list[str]:
     """The replications to run (all implemented ones when `papers` is empty)."""
     for paper in papers:

@@ -8,6 +8,7 @@ stage by stage (AutoSlim: `supernet`, then `slim`).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -40,6 +41,12 @@ def get_method(name: str) -> SearchMethod:
 def search_recipe_parser(name: str) -> Callable[..., Any]:
     """The method's search-recipe validator, (raw mapping, origin) -> recipe, without importing torch."""
     return importlib.import_module(f"{_package(name)}.recipe").search_recipe_from_dict
+
+
+def method_keys(name: str) -> frozenset[str]:
+    """The keys a method adds to a search recipe (its recipe module's SETTINGS dataclass), without torch."""
+    settings = importlib.import_module(f"{_package(name)}.recipe").SETTINGS
+    return frozenset(f.name for f in dataclasses.fields(settings))
 
 
 def _package(name: str) -> str:

@@ -19,7 +19,7 @@ import torch.nn as nn
 import yaml
 
 from nas_impl.errors import SpecError
-from nas_impl.io import read_user_text
+from nas_impl.io import read_user_text, write_text_atomic
 from nas_impl.models.spec import SpecProblem, did_you_mean, fields_dict, parse_fields
 
 SpecLike = Union[Mapping[str, Any], str, os.PathLike]
@@ -183,14 +183,5 @@ def save_spec(spec: SpecLike | nn.Module, path: str | os.PathLike) -> Path:
         spec = spec.to_spec()
     full = normalize_spec(spec)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as fh:
-            yaml.dump(full, fh, Dumper=_SpecDumper, sort_keys=False, width=100)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomic(path, yaml.dump(full, Dumper=_SpecDumper, sort_keys=False, width=100))
     return path

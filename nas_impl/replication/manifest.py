@@ -265,8 +265,14 @@ def load_replication(root: str | Path) -> Replication:
 
 def _check_references(rep: Replication, path: Path) -> None:
     claimable = {(row.table, row.model) for row in rep.published}
+    from nas_impl.methods import method_names
+
     for name, entry in rep.searches.items():
         key = f"{path}: searches.{name}"
+        if entry.method not in method_names():
+            hint = _closest(entry.method, method_names())
+            raise SpecError(f"{key}.method: unknown search method '{entry.method}'"
+                            + (f" (did you mean '{hint}'?)" if hint else "") + f"; known: {', '.join(method_names())}")
         if not rep.search_arch_path(name).is_file():
             raise SpecError(f"{key}.arch: {rep.search_arch_path(name)} does not exist; add the spec under archs/")
         if entry.dataset not in rep.datasets:

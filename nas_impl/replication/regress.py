@@ -9,7 +9,8 @@ the same verdict and a reproduced mean within tolerance:
   and the thread count. The reference records each row's spread over several seeds
   (`make reference`), and the tolerance follows from it: K_SIGMA standard errors of the
   difference between the two means, `K_SIGMA * std * sqrt(1/n_ref + 1/n_new)`, but never less
-  than a floor (accuracy: `accuracy_floor` points; searched shapes: SEARCHED_FLOOR relative).
+  than a floor (accuracy: `accuracy_floor` points; searched shapes: SEARCHED_FLOOR relative, since
+  a short search's shape depends on the CPU's kernels more than its seed spread shows).
   A reference row of one seed has no spread: the floor alone applies.
 
 The reference folder also holds `environment.csv`, where its runs ran (versions, device, threads);
@@ -30,7 +31,10 @@ from nas_impl.replication.published import ARCHITECTURE_METRICS
 
 KEY = ["paper", "table", "model", "metric"]
 K_SIGMA = 4.0
-SEARCHED_FLOOR = 0.05
+# A smoke search's shape moves more between CPUs than between seeds on one CPU (measured for TAS's
+# one-epoch ResNet-20 search: 21.73M MACs, std 0.52M over 3 seeds; 24.74M with oneDNN capped to
+# AVX2; 26.74M on the machine that made the first reference): at least 25% of its MACs.
+SEARCHED_FLOOR = 0.25
 EXACT = 1e-6
 ENVIRONMENT_FILE = "environment.csv"
 

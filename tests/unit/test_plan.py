@@ -201,3 +201,22 @@ def test_resume_guard_command_line(tmp_path):
     assert out.stdout.startswith("resume guard: removed checkpoint.pt (no record")
     out = subprocess.run([sys.executable, "-m", "nas_impl.plan", *argv], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "resume guard: same job; no checkpoint yet"
+
+
+def test_replications_are_the_folders_with_a_manifest(tmp_path):
+    for name in ("tas", "autoslim", "newpaper"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "replication.yaml").write_text("paper: x\n")
+    (tmp_path / "notes").mkdir()  # no manifest: not a replication
+    assert plan.discover_replications(tmp_path) == ["autoslim", "newpaper", "tas"]
+    repo = Path(__file__).resolve().parents[2]
+    assert plan.discover_replications(repo / "replications") == ["autoslim", "baselines", "tas"]
+
+
+def test_search_method_names_and_keys_come_from_the_method_registry():
+    from nas_impl.methods import method_keys, method_names
+
+    assert method_names() == ["autoslim", "tas"]
+    assert {"target_ratio", "arch_lr", "tau_max"} <= method_keys("tas")
+    assert {"targets", "supernet_width", "slim_images"} <= method_keys("autoslim")
+    assert not method_keys("tas") & {"epochs", "lr"}  # training keys are the recipe's, not the method's

@@ -13,7 +13,6 @@ from nas_impl.methods.tas import (
     TASResNet,
     arch_loss,
     argmax_macs,
-    cwi,
     depth_choices,
     derive_spec,
     expected_macs,
@@ -22,6 +21,7 @@ from nas_impl.methods.tas import (
     tau_at,
     width_choices,
 )
+from nas_impl.methods.tas.cwi import cwi
 from nas_impl.metrics import count_macs
 from nas_impl.models import build_model
 

@@ -113,3 +113,25 @@ def test_a_layer_whose_output_is_zeroed_is_caught(tmp_path, capsys, monkeypatch)
     monkeypatch.setattr(nas_impl.models, "build_model", zeroing_build)
     lines = regress_lines(train_resnet20(tmp_path), reference_of(tmp_path), capsys)
     assert flagged(lines, ROW), lines
+
+
+def test_a_wrong_search_target_is_caught(tmp_path, capsys):
+    """TAS's smoke search run for 90% of the MACs instead of the manifest's 55%: the searched shape's
+    MACs leave the reference's band (its 25% floor covers other CPUs' kernels, not this)."""
+    replication = REPO / "replications/tas"
+    results, search = tmp_path / "results/tas", tmp_path / "results/tas/search/tas-C010-ResNet20/seed0"
+    recipe = tmp_path / "search.yaml"
+    cli("recipe", "--replication", replication, "--search", "tas-C010-ResNet20", "--scale", "smoke",
+        "--set", "target_ratio=0.9", "--out", recipe)
+    cli("search", "--method", "tas", "--arch", replication / "archs/resnet20-cifar.yaml", "--recipe", recipe,
+        "--dataset", "fashion-mnist", "--out", search, "--seed", "0", "--threads", "1", "--device", "cpu")
+    for experiment in ("searched-C010-ResNet20-kd", "searched-C010-ResNet20-nokd"):
+        run = results / experiment / "seed0"
+        cli("arch", "--replication", replication, "--experiment", experiment, "--searched", search / "arch.yaml",
+            "--out", run / "arch.yaml", "--metrics-out", run / "arch_metrics.json")
+    cli("archs", "--replication", replication, "--results", results, "--experiment", "ResNet20-C10", "--seed", "0")
+    cli("compare", "--replication", replication, "--results", results, "--scale", "smoke", "--table", "table3-cifar10",
+        "--out-dir", results / "tables")
+    table = "tas/tables/table3-cifar10.csv"
+    lines = regress_lines(tmp_path / "results", reference_of(tmp_path, table), capsys)
+    assert flagged(lines, f"{table} ResNet-20 TAS [searched, KD] macs"), lines

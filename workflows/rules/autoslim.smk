@@ -9,6 +9,8 @@
 # supernet.pt is declared: written once, when the stage finished. The slim stage has no per-step
 # state: rerun, it slims supernet.pt again from the start.
 
+from nas_impl.methods.autoslim.recipe import SLIMMING_ONLY
+
 
 rule autoslim_supernet:
     input:
@@ -26,7 +28,8 @@ rule autoslim_supernet:
     benchmark:
         f"{RESULTS}/benchmarks/{{paper}}/supernet/{{search}}-seed{{seed}}.tsv"
     params:
-        guard=supernet_guard,
+        # the super-network does not depend on the slimming-only keys: new targets reuse it
+        guard=lambda wildcards, input: search_guard(wildcards, input, ignore=SLIMMING_ONLY),
         dataset=search_dataset,
         out=search_dir,
         data_root=config["data_root"],

@@ -30,7 +30,7 @@ def config_error(err):
     sys.exit(1)
 
 
-IMPLEMENTED = ["baselines", "tas", "autoslim"]
+IMPLEMENTED = plan.discover_replications(REPO / "replications")
 # Per scale: intra-op threads of each training, search and evaluation job (config `threads` overrides),
 # and the resources a scheduler needs to place it.
 TRAIN_THREADS = {"smoke": 1, "reduced": 8, "paper": 8}
@@ -48,23 +48,17 @@ except plan.ConfigError as err:
 validate(config, schema="../schemas/config.schema.yaml")  # already checked above: a no-op backstop
 SCALE = config["scale"]
 
-from nas_impl.methods.autoslim.recipe import AutoSlimSettings
-from nas_impl.methods.autoslim.search import SLIMMING_ONLY
-from nas_impl.methods.tas.recipe import TASSettings
+from nas_impl.methods import method_keys
 from nas_impl.replication import load_replication
+from nas_impl.run_plan import RunPlan
 from nas_impl.training.recipe import Recipe
 
 REPLICATIONS = {paper: load_replication(REPO / "replications" / paper) for paper in PAPERS}
-# Each search method's own recipe keys (beyond the training recipe's): recipe_overrides may set them.
-SEARCH_SETTINGS = {"tas": TASSettings, "autoslim": AutoSlimSettings}
 TRAINING_KEYS = {f.name for f in dataclasses.fields(Recipe)} - {"sources"}
 METHODS = sorted({s.method for rep in REPLICATIONS.values() for s in rep.searches.values()})
+# Each search method's own recipe keys (beyond the training recipe's): recipe_overrides may set them.
+METHOD_KEYS = {m: method_keys(m) for m in METHODS}
 try:
-    missing = [m for m in METHODS if m not in SEARCH_SETTINGS]
-    if missing:
-        raise plan.ConfigError(f"search method(s) {missing}: add their settings class to SEARCH_SETTINGS "
-                               "in workflows/rules/common.smk")
-    METHOD_KEYS = {m: {f.name for f in dataclasses.fields(SEARCH_SETTINGS[m])} for m in METHODS}
     plan.check_experiments(
         config["experiments"],
         {p: {name: e.scales for name, e in rep.experiments.items()} for p, rep in REPLICATIONS.items()},
@@ -77,7 +71,9 @@ except plan.ConfigError as err:
 # Results do not depend on --cores: every job that trains, searches or evaluates pins this many
 # intra-op threads (`threads:` stays the scheduling hint, which Snakemake lowers to --cores).
 THREADS = plan.job_threads(config["threads"], SCALE, TRAIN_THREADS)
-RESULTS = f"results/{SCALE}"
+# What this run does (experiments, seeds, datasets, files): nas_impl/run_plan.py, unit-tested.
+PLAN = RunPlan.from_config(REPLICATIONS, config)
+RESULTS = PLAN.results
 # The one software environment of every rule (for `--sdm conda`; paths are relative to rules/).
 CONDA_ENV = "../../environment.yml"
 
@@ -93,44 +89,20 @@ wildcard_constraints:
     search="[A-Za-z0-9_.-]+",
 
 
-def experiments(paper):
-    """The experiments run at this scale (config `experiments` narrows them), with the teachers and
-    baselines they need."""
-    rep = REPLICATIONS[paper]
-    chosen = rep.experiments_at(SCALE)
-    if config["experiments"]:
-        chosen = [e for e in chosen if e in config["experiments"]]
-    needed = {other for e in chosen for other in (rep.experiments[e].teacher, rep.experiments[e].baseline) if other}
-    return [e for e in rep.experiments if e in set(chosen) | needed]
-
-
-def trained(paper, experiment):
-    return REPLICATIONS[paper].experiments[experiment].trained_at(SCALE)
-
-
-def seeds(paper):
-    return config["seeds"] or REPLICATIONS[paper].seeds[SCALE]
-
-
 def replication_dir(wildcards):
     return str(REPLICATIONS[wildcards.paper].root)
 
 
-def substitute(dataset):
-    return config["dataset_substitutes"].get(dataset, dataset)
-
-
 def run_dataset(wildcards):
-    """The dataset an experiment trains on at this scale (after substitutes)."""
-    return substitute(REPLICATIONS[wildcards.paper].run_dataset(wildcards.experiment, SCALE))
+    return PLAN.run_dataset(wildcards.paper, wildcards.experiment)
 
 
 def search_dataset(wildcards):
-    return substitute(REPLICATIONS[wildcards.paper].search_run_dataset(wildcards.search, SCALE))
+    return PLAN.search_dataset(wildcards.paper, wildcards.search)
 
 
 def run_dir(wildcards):
-    return f"{RESULTS}/{wildcards.paper}/{wildcards.experiment}/seed{wildcards.seed}"
+    return PLAN.run_dir(wildcards.paper, wildcards.experiment, wildcards.seed)
 
 
 def data_stamp(wildcards):
@@ -141,12 +113,8 @@ def search_data_stamp(wildcards):
     return f"{RESULTS}/data/{search_dataset(wildcards)}.json"
 
 
-def search_path(paper, search, seed):
-    return f"{RESULTS}/{paper}/search/{search}/seed{seed}"
-
-
 def search_dir(wildcards):
-    return search_path(wildcards.paper, wildcards.search, wildcards.seed)
+    return PLAN.search_dir(wildcards.paper, wildcards.search, wildcards.seed)
 
 
 def search_base_arch(wildcards):
@@ -175,39 +143,16 @@ def search_recipe_overrides(wildcards):
 
 
 def searched_arch_source(wildcards):
-    """The shape a searched experiment's search derived (same seed): its arch.yaml, or the search.json
-    that holds one shape per target (AutoSlim)."""
-    experiment = REPLICATIONS[wildcards.paper].experiments[wildcards.experiment]
-    searched = "arch.yaml" if experiment.search_target is None else "search.json"
-    return f"{search_path(wildcards.paper, experiment.search, wildcards.seed)}/{searched}"
-
-
-def reference_experiments(paper):
-    """The experiments of this run whose architecture is a reference spec (archs/), not searched."""
-    return [e for e in experiments(paper) if REPLICATIONS[paper].experiments[e].search is None]
-
-
-def reference_specs(paper):
-    return sorted({str(REPLICATIONS[paper].arch_path(e)) for e in reference_experiments(paper)})
-
-
-def reference_arch_files(paper):
-    """The outputs of one seed's reference_archs job ({seed} stays a wildcard)."""
-    return [f"{RESULTS}/{paper}/{e}/seed{{seed}}/{name}" for e in reference_experiments(paper)
-            for name in ("arch.yaml", "arch_metrics.json")]
+    return PLAN.searched_arch_source(wildcards.paper, wildcards.experiment, wildcards.seed)
 
 
 # The experiments whose arch.yaml a search derives (rule searched_arch); a pattern that matches
 # nothing when none is planned.
-SEARCHED_EXPERIMENTS = "|".join(
-    re.escape(name) for paper in PAPERS for name, e in REPLICATIONS[paper].experiments.items() if e.search
-) or "(?!)"
+SEARCHED_EXPERIMENTS = "|".join(re.escape(name) for name in PLAN.searched_experiments()) or "(?!)"
 
 
 def teacher_dir(wildcards):
-    """The KD teacher's run folder (the teacher experiment, same seed), or None."""
-    teacher = REPLICATIONS[wildcards.paper].experiments[wildcards.experiment].teacher
-    return None if teacher is None else f"{RESULTS}/{wildcards.paper}/{teacher}/seed{wildcards.seed}"
+    return PLAN.teacher_dir(wildcards.paper, wildcards.experiment, wildcards.seed)
 
 
 def teacher_metrics(wildcards):
@@ -243,11 +188,8 @@ def train_guard(wildcards, input):
                         [input.arch, input.recipe, *([input.teacher] if input.teacher else [])], settings)
 
 
-def search_guard(wildcards, input):
-    return _search_guard(wildcards, input)
-
-
-def _search_guard(wildcards, input, ignore=()):
+def search_guard(wildcards, input, ignore=()):
+    """The resume guard of a search stage; `ignore`: recipe keys the stage does not depend on."""
     settings = {"method": search_method(wildcards), "dataset": search_dataset(wildcards),
                 "data_root": config["data_root"], "device": config["device"], "threads": THREADS,
                 "seed": wildcards.seed}
@@ -255,31 +197,8 @@ def _search_guard(wildcards, input, ignore=()):
                         settings, ignore)
 
 
-def supernet_guard(wildcards, input):
-    """AutoSlim's super-network does not depend on the slimming-only keys: new targets reuse it."""
-    return _search_guard(wildcards, input, ignore=SLIMMING_ONLY)
-
-
-def paper_dataset(wildcards):
-    return REPLICATIONS[wildcards.paper].experiments[wildcards.experiment].dataset
-
-
-def run_files(paper, name):
-    """`name` of every run; eval.json only of the experiments trained at this scale."""
-    chosen = [e for e in experiments(paper) if name != "eval.json" or trained(paper, e)]
-    return [f"{RESULTS}/{paper}/{e}/seed{s}/{name}" for e in chosen for s in seeds(paper)]
-
-
 def compare_inputs(wildcards):
-    return run_files(wildcards.paper, "eval.json") + run_files(wildcards.paper, "arch_metrics.json")
-
-
-def tables(paper):
-    return [f"{RESULTS}/{paper}/tables/{t}.csv" for t in REPLICATIONS[paper].tables]
-
-
-def plots(paper):
-    return [f"{RESULTS}/{paper}/plots/{t}.png" for t in REPLICATIONS[paper].tables]
+    return PLAN.compare_inputs(wildcards.paper)
 
 
 def train_threads(wildcards):

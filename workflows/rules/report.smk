@@ -14,7 +14,7 @@ rule compare:
         f"{RESULTS}/benchmarks/{{paper}}/compare/{{table}}.tsv"
     params:
         replication=replication_dir,
-        seeds=lambda wildcards: " ".join(str(s) for s in seeds(wildcards.paper)),
+        seeds=lambda wildcards: " ".join(str(s) for s in PLAN.seeds(wildcards.paper)),
     conda:
         CONDA_ENV
     shell:
@@ -40,8 +40,8 @@ rule plot:
 
 rule report:
     input:
-        tables=[t for paper in PAPERS for t in tables(paper)],
-        plots=[p for paper in PAPERS for p in plots(paper)],
+        tables=PLAN.all_tables(),
+        plots=PLAN.all_plots(),
     output:
         scorecard=f"{RESULTS}/scorecard.csv",
         html=f"{RESULTS}/report.html",
@@ -78,10 +78,10 @@ rule reference:
     # `make reference`: this scale's tables become the reference `regress` checks against (committed
     # under results/reference/). Run with several seeds: their spread sets regress's tolerances.
     input:
-        tables=[t for paper in PAPERS for t in tables(paper)],
+        tables=PLAN.all_tables(),
         scorecard=f"{RESULTS}/scorecard.csv",
     output:
-        tables=[t.replace(RESULTS, f"results/reference/{SCALE}", 1) for paper in PAPERS for t in tables(paper)],
+        tables=PLAN.reference_tables(),
         environment=f"results/reference/{SCALE}/environment.csv",
     log:
         f"{RESULTS}/logs/reference.log",

@@ -51,9 +51,9 @@ for _paper in PAPERS:
             f"reference_archs_{_paper}"
         input:
             manifest=f"{REPO}/replications/{_paper}/replication.yaml",
-            specs=reference_specs(_paper),
+            specs=PLAN.reference_specs(_paper),
         output:
-            reference_arch_files(_paper),
+            PLAN.reference_arch_files(_paper),
         log:
             f"{RESULTS}/logs/{_paper}/reference_archs/seed{{seed}}.log",
         benchmark:
@@ -61,7 +61,7 @@ for _paper in PAPERS:
         params:
             replication=lambda wildcards, input: Path(input.manifest).parent,
             results=lambda wildcards, output: Path(output[0]).parents[2],  # <results>/<experiment>/seed<k>/arch.yaml
-            experiments=" ".join(reference_experiments(_paper)),
+            experiments=" ".join(PLAN.reference_experiments(_paper)),
         resources:
             mem_mb=4000,
             runtime=10,

@@ -74,6 +74,11 @@ class SearchRecipe:
         return search_recipe_dict(self.weights, self.autoslim)
 
 
+SETTINGS = AutoSlimSettings  # the keys AutoSlim adds to a search recipe (nas_impl.methods.method_keys)
+# Keys only the slimming stage reads: the super-network does not depend on them (new targets reuse it).
+SLIMMING_ONLY = ("targets", "slim_images", "slim_batch_size", "calibration_batches")
+
+
 def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") -> SearchRecipe:
     weights, settings = split_search_recipe(raw, origin, AutoSlimSettings)
     if "targets" not in settings:

@@ -23,7 +23,7 @@ from nas_impl.errors import NasReproError
 from nas_impl.io import write_csv_rows_atomic, write_json_atomic
 from nas_impl.methods.autoslim.data import SlimData, memory_format
 from nas_impl.methods.autoslim.greedy import greedy_slim
-from nas_impl.methods.autoslim.recipe import SearchRecipe, parse_target
+from nas_impl.methods.autoslim.recipe import SLIMMING_ONLY, SearchRecipe, parse_target
 from nas_impl.methods.autoslim.space import ChannelSpace, meta_model, widen
 from nas_impl.methods.autoslim.supernet import SlimmableNet, calibrated_accuracy, sandwich_configs, sandwich_step
 from nas_impl.metrics import count_macs
@@ -40,7 +40,6 @@ STAGES = ("supernet", "slim")
 SUPERNET_COLUMNS = ["epoch", "lr", "loss_largest", "top1_largest", "loss_smallest", "top1_smallest", "epoch_s"]
 SLIM_COLUMNS = ["step", "group", "entries", "width", "macs", "held_out_top1", "candidates", "step_s"]
 CHECKPOINT_FORMAT = "nasrepro-autoslim-search-v1"
-SLIMMING_ONLY = ("targets", "slim_images", "slim_batch_size", "calibration_batches")
 SUPERNET_FORMAT = "nasrepro-autoslim-supernet-v1"
 # What each stage leaves when it finishes (removed when it starts; a new super-network also
 # invalidates the slimming results derived from the old one), and what a fresh start removes too.

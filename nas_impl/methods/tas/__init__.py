@@ -10,9 +10,10 @@ Names are imported on first use (the recipe is read without torch).
 from nas_impl.lazy import lazy_attributes
 
 _WHERE = {
-    "depth_choices": "choices", "width_choices": "choices", "cwi": "cwi", "derive_spec": "derive",
+    "depth_choices": "choices", "width_choices": "choices", "derive_spec": "derive",
     "argmax_macs": "flops", "expected_macs": "flops", "arch_loss": "loss", "flop_loss": "loss",
     "search_step": "search", "tau_at": "search", "TASResNet": "search_net",
 }
+# `cwi` is a submodule: its function is `nas_impl.methods.tas.cwi.cwi` (see nas_impl/replication/__init__.py).
 __all__ = sorted(_WHERE)
 __getattr__ = lazy_attributes(__name__, _WHERE)

@@ -65,6 +65,9 @@ class SearchRecipe:
         return search_recipe_dict(self.weights, self.tas)
 
 
+SETTINGS = TASSettings  # the keys TAS adds to a search recipe (nas_impl.methods.method_keys)
+
+
 def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") -> SearchRecipe:
     weights, tas = split_search_recipe(raw, origin, TASSettings)
     if "target_ratio" not in tas:

@@ -1,0 +1,73 @@
+"""The workflow's plan as plain Python (nas_impl/run_plan.py), on the real replications: which
+experiments, seeds, datasets and files a run has."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nas_impl.replication import load_replication
+from nas_impl.run_plan import RunPlan
+
+ROOT = Path(__file__).resolve().parents[2] / "replications"
+REPS = {name: load_replication(ROOT / name) for name in ("baselines", "tas", "autoslim")}
+
+
+def plan(scale="smoke", **config) -> RunPlan:
+    return RunPlan.from_config(REPS, {"scale": scale, **config})
+
+
+def test_narrowed_experiments_bring_their_teachers_and_baselines():
+    chosen = plan(experiments=["searched-C010-ResNet20-kd"]).experiments("tas")
+    assert chosen == ["ResNet20-C10", "searched-C010-ResNet20-kd"]  # teacher and baseline, in manifest order
+    assert plan(experiments=["resnet20-cifar10"]).experiments("tas") == []
+
+
+def test_reference_and_searched_experiments_partition_the_runs():
+    p = plan()
+    for paper in REPS:
+        reference = set(p.reference_experiments(paper))
+        searched = set(p.experiments(paper)) - reference
+        assert searched <= set(p.searched_experiments())
+        assert all(REPS[paper].experiments[e].search is None for e in reference)
+    assert "searched-C010-ResNet20-kd" in p.searched_experiments()
+    files = p.reference_arch_files("baselines")
+    assert "results/smoke/baselines/resnet20-cifar10/seed{seed}/arch_metrics.json" in files
+    assert len(files) == 2 * len(p.reference_experiments("baselines"))
+
+
+def test_seeds_and_datasets_follow_the_config():
+    assert plan().seeds("tas") == list(REPS["tas"].seeds["smoke"])
+    assert plan(seeds=[0, 1, 2]).seeds("tas") == [0, 1, 2]
+    assert plan().run_dataset("baselines", "resnet20-cifar10") == "fashion-mnist"
+    substituted = plan("reduced", dataset_substitutes={"cifar10": "cifar10-jpg"})
+    assert substituted.run_dataset("baselines", "resnet20-cifar10") == "cifar10-jpg"
+    assert substituted.search_dataset("tas", "tas-C010-ResNet20") == "cifar10-jpg"
+
+
+def test_eval_files_only_of_trained_runs():
+    p = plan()
+    evals = p.run_files("baselines", "eval.json")
+    assert "results/smoke/baselines/resnet20-cifar10/seed0/eval.json" in evals
+    assert not any("resnet164-cifar10" in f for f in evals)  # measured, not trained, at smoke
+    assert "results/smoke/baselines/resnet164-cifar10/seed0/arch_metrics.json" in p.run_files("baselines",
+                                                                                             "arch_metrics.json")
+
+
+@pytest.mark.parametrize("experiment, source", [
+    ("searched-C010-ResNet20-kd", "results/smoke/tas/search/tas-C010-ResNet20/seed1/arch.yaml"),
+    ("AutoSlim-MBv2x0.35-C10-0.5x", "results/smoke/autoslim/search/autoslim-MBv2x0.35-C10/seed1/search.json"),
+])
+def test_a_searched_experiment_reads_its_search_of_the_same_seed(experiment, source):
+    paper = "tas" if experiment.startswith("searched") else "autoslim"
+    assert plan().searched_arch_source(paper, experiment, 1) == source
+
+
+def test_tables_plots_and_their_reference_copies():
+    p = plan()
+    assert p.tables("tas")[0] == "results/smoke/tas/tables/table3-cifar10.csv"
+    assert len(p.all_tables()) == len(p.all_plots()) == sum(len(r.tables) for r in REPS.values())
+    assert p.reference_tables()[0].startswith("results/reference/smoke/")
+    assert p.teacher_dir("tas", "searched-C010-ResNet20-kd", 0) == "results/smoke/tas/ResNet20-C10/seed0"
+    assert p.teacher_dir("tas", "ResNet20-C10", 0) is None

@@ -65,6 +65,17 @@ class RunPlan:
     def search_dataset(self, paper: str, search: str) -> str:
         return self.substitute(self.replications[paper].search_run_dataset(search, self.scale))
 
+    # -- resources -------------------------------------------------------------------------------
+    def experiment_resources(self, paper: str, experiment: str, defaults: Mapping[str, int]) -> dict[str, int]:
+        """What a training or evaluation job of this experiment needs: the scale's defaults, then the
+        manifest's `resources` of the experiment at this scale."""
+        own = self.replications[paper].experiments[experiment].resources.get(self.scale, {})
+        return {**defaults, **own}
+
+    def search_resources(self, paper: str, search: str, defaults: Mapping[str, int]) -> dict[str, int]:
+        own = self.replications[paper].searches[search].resources.get(self.scale, {})
+        return {**defaults, **own}
+
     # -- files ------------------------------------------------------------------------------------
     def run_dir(self, paper: str, experiment: str, seed: int | str) -> str:
         return f"{self.results}/{paper}/{experiment}/seed{seed}"

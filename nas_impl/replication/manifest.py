@@ -44,6 +44,7 @@ class Search:
     recipe: str
     settings: dict[str, Any]
     scales: tuple[str, ...]
+    resources: dict[str, dict[str, int]] = field(default_factory=dict)  # scale -> {gpu, mem_mb, runtime}
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Experiment:
     teacher: str | None = None
     baseline: str | None = None
     train_scales: tuple[str, ...] | None = None
+    resources: dict[str, dict[str, int]] = field(default_factory=dict)  # scale -> {gpu, mem_mb, runtime}
 
     def trained_at(self, scale: str) -> bool:
         return scale in (self.train_scales if self.train_scales is not None else self.scales)
@@ -248,14 +250,16 @@ def load_replication(root: str | Path) -> Replication:
                              tuple(Claim(c["table"], c["model"], c.get("label", "")) for c in e["claims"]),
                              search=e.get("search"), search_target=e.get("search_target"),
                              teacher=e.get("teacher"), baseline=e.get("baseline"),
-                             train_scales=tuple(e["train_scales"]) if "train_scales" in e else None)
+                             train_scales=tuple(e["train_scales"]) if "train_scales" in e else None,
+                             resources=e.get("resources", {}))
             for name, e in raw["experiments"].items()
         },
         published=published,
         search_scales=tuple(raw["search_scales"]),
         search_recipes=raw.get("search_recipes", {}),
         searches={
-            name: Search(name, e["method"], e["arch"], e["dataset"], e["recipe"], e["set"], tuple(e["scales"]))
+            name: Search(name, e["method"], e["arch"], e["dataset"], e["recipe"], e["set"], tuple(e["scales"]),
+                         e.get("resources", {}))
             for name, e in raw.get("searches", {}).items()
         },
     )

@@ -71,3 +71,17 @@ def test_tables_plots_and_their_reference_copies():
     assert p.reference_tables()[0].startswith("results/reference/smoke/")
     assert p.teacher_dir("tas", "searched-C010-ResNet20-kd", 0) == "results/smoke/tas/ResNet20-C10/seed0"
     assert p.teacher_dir("tas", "ResNet20-C10", 0) is None
+
+
+def test_job_resources_default_to_the_scale_and_follow_the_manifest():
+    import dataclasses
+
+    defaults = {"gpu": 1, "mem_mb": 32000, "runtime": 720}
+    tas = REPS["tas"]
+    search = dataclasses.replace(tas.searches["tas-C010-ResNet20"], resources={"paper": {"gpu": 4, "runtime": 999}})
+    changed = dataclasses.replace(tas, searches={**tas.searches, "tas-C010-ResNet20": search})
+    paper = RunPlan.from_config({**REPS, "tas": changed}, {"scale": "paper"})
+    assert paper.search_resources("tas", "tas-C010-ResNet20", defaults) == {"gpu": 4, "mem_mb": 32000, "runtime": 999}
+    assert paper.experiment_resources("tas", "ResNet20-C10", defaults) == defaults
+    reduced = RunPlan.from_config({**REPS, "tas": changed}, {"scale": "reduced"})
+    assert reduced.search_resources("tas", "tas-C010-ResNet20", defaults) == defaults  # set for paper scale only

@@ -229,3 +229,25 @@ def test_a_paper_is_added_by_adding_its_folder(tmp_path):
     counts = job_counts(result.stdout)
     assert counts["reference_archs_anyname"] == 1 and counts["train"] == expected_jobs("smoke", ["baselines"])["train"]
     assert "results/smoke/anyname/resnet20-cifar10/seed0/metrics.json" in result.stdout
+
+
+def test_a_manifest_sets_the_resources_of_its_jobs(tmp_path):
+    """`resources` of a search (or experiment) at a scale reach the planned jobs; the others keep the
+    scale's defaults."""
+    for name in ("Snakefile", "workflows", "replications"):
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
+    manifest = tmp_path / "replications/tas/replication.yaml"
+    text = manifest.read_text()
+    anchor = "  tas-C010-ResNet20: {method: tas,"
+    assert anchor in text
+    manifest.write_text(text.replace(anchor, "  tas-C010-ResNet20: {resources: {paper: {gpu: 4, runtime: 999}}, method: tas,"))
+    result = subprocess.run([SNAKEMAKE, "--snakefile", str(tmp_path / "Snakefile"), "-n", "--directory",
+                             str(tmp_path / "work"), "--config", "scale=paper", "papers=[tas]",
+                             "experiments=[searched-C010-ResNet20-kd]"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = result.stdout.split("\n\n")
+    search = next(j for j in jobs if "rule tas_search:" in j and "seed0" in j)
+    train = next(j for j in jobs if "rule train:" in j)
+    assert "gpu=4" in search and "runtime=999" in search
+    assert "gpu=1" in train and "runtime=10080" in train

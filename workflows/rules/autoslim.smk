@@ -37,9 +37,9 @@ rule autoslim_supernet:
         threads=THREADS,
     threads: train_threads
     resources:
-        gpu=train_resource("gpu"),
-        mem_mb=train_resource("mem_mb"),
-        runtime=train_resource("runtime"),
+        gpu=search_resource("gpu"),
+        mem_mb=search_resource("mem_mb"),
+        runtime=search_resource("runtime"),
     conda:
         CONDA_ENV
     shell:
@@ -74,9 +74,9 @@ rule autoslim_slim:
         threads=THREADS,
     threads: train_threads
     resources:
-        gpu=train_resource("gpu"),
-        mem_mb=train_resource("mem_mb"),
-        runtime=train_resource("runtime"),
+        gpu=search_resource("gpu"),
+        mem_mb=search_resource("mem_mb"),
+        runtime=search_resource("runtime"),
     conda:
         CONDA_ENV
     shell:

@@ -205,5 +205,12 @@ def train_threads(wildcards):
     return THREADS
 
 
-def train_resource(key):
-    return TRAIN_RESOURCES[SCALE][key]
+def experiment_resource(key):
+    """A training or evaluation job's `key` (gpu, mem_mb, runtime): the scale's default, or what the
+    manifest sets for the experiment at this scale (`resources`)."""
+    return lambda wildcards: PLAN.experiment_resources(wildcards.paper, wildcards.experiment, TRAIN_RESOURCES[SCALE])[key]
+
+
+def search_resource(key):
+    """A search job's `key`: the scale's default, or the manifest's `resources` of the search."""
+    return lambda wildcards: PLAN.search_resources(wildcards.paper, wildcards.search, TRAIN_RESOURCES[SCALE])[key]

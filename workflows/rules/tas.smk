@@ -30,9 +30,9 @@ rule tas_search:
         threads=THREADS,
     threads: train_threads
     resources:
-        gpu=train_resource("gpu"),
-        mem_mb=train_resource("mem_mb"),
-        runtime=train_resource("runtime"),
+        gpu=search_resource("gpu"),
+        mem_mb=search_resource("mem_mb"),
+        runtime=search_resource("runtime"),
     conda:
         CONDA_ENV
     shell:

@@ -127,9 +127,9 @@ rule train:
         threads=THREADS,
     threads: train_threads
     resources:
-        gpu=train_resource("gpu"),
-        mem_mb=train_resource("mem_mb"),
-        runtime=train_resource("runtime"),
+        gpu=experiment_resource("gpu"),
+        mem_mb=experiment_resource("mem_mb"),
+        runtime=experiment_resource("runtime"),
     conda:
         CONDA_ENV
     shell:
@@ -157,8 +157,8 @@ rule evaluate:
         threads=THREADS,
     threads: train_threads
     resources:
-        gpu=train_resource("gpu"),
-        mem_mb=train_resource("mem_mb"),
+        gpu=experiment_resource("gpu"),
+        mem_mb=experiment_resource("mem_mb"),
         runtime=60,
     conda:
         CONDA_ENV

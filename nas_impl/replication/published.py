@@ -15,7 +15,10 @@ from nas_impl.errors import SpecError
 
 COLUMNS = ("table", "dataset", "model", "metric", "value", "unit", "source", "note")
 UNITS = {"%": 1.0, "count": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "MB": 1e6, "ms": 1.0}
-ACCURACY_METRICS = {"top1", "top1_err", "top5", "top5_err", "acc_drop", "top5_drop"}
+# The one definition of the accuracy metrics: as a paper reports them (in the order a plot prefers
+# them), and relative to the unpruned baseline (points lost).
+ABSOLUTE_ACCURACY_METRICS = ("top1", "top1_err", "top5", "top5_err")
+ACCURACY_METRICS = {*ABSOLUTE_ACCURACY_METRICS, "acc_drop", "top5_drop"}
 ARCHITECTURE_METRICS = {"macs", "params", "params_no_norm", "peak_activation_mb", "memory_mb", "macs_reduction"}
 # Metrics relative to the experiment's unpruned `baseline` experiment (same seed):
 # acc_drop / top5_drop = baseline top-1 / top-5 minus this top-1 / top-5 (points);

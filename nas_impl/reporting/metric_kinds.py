@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from nas_impl.replication.published import UNITS
+from nas_impl.replication.published import ABSOLUTE_ACCURACY_METRICS, ACCURACY_METRICS, UNITS
 
-ACCURACY_METRICS = ("top1", "top1_err", "top5", "top5_err")  # in this order a plot prefers them
 # Quality metrics in the order a plot prefers them when a table has several.
-QUALITY_METRICS = (*ACCURACY_METRICS, "ppl")
-LOWER_IS_BETTER = frozenset({"top1_err", "top5_err", "ppl"})
+QUALITY_METRICS = (*ABSOLUTE_ACCURACY_METRICS, "ppl")
+LOWER_IS_BETTER = frozenset({"top1_err", "top5_err", "acc_drop", "top5_drop", "ppl"})
 # Cost metrics that quality is plotted against, each on its own panel, in panel order.
 COST_AXES = ("macs", "memory_mb", "peak_activation_mb", "latency_ms")
 

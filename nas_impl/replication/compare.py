@@ -118,40 +118,17 @@ def judge(row: PublishedRow, values: list[float], run_dataset: str | None, scale
     return out
 
 
-def _note(row: PublishedRow, verdict: str, run_dataset: str | None, scale: str, searched: bool,
-          why_not_run: str) -> str:
-    notes = [row.note] if row.note else []
-    if verdict == NOT_RUN:
-        notes.append(why_not_run)
-    elif verdict == NOT_COMPARABLE and row.metric in ACCURACY_METRICS:
-        notes.append(f"{scale} scale: trained on {run_dataset}, the paper on {row.dataset}")
-    elif verdict == NOT_COMPARABLE and row.other_count:
-        notes.append("the source counts differently (see the note); reported, not judged")
-    elif verdict == NOT_COMPARABLE and searched:
-        notes.append(f"{scale} scale: the search is too short to be held to the paper's shape")
-    elif verdict == NOT_COMPARABLE:
-        notes.append("latency is measured on this machine, not the paper's device; reported, not judged")
-    return "; ".join(notes)
-
-
-def _reason(row: PublishedRow, verdict: str, experiment: str | None, rep: Replication, scale: str,
-            searched: bool, why_not_run: str) -> str:
-    """Why a row is not judged, in words shared by many rows (the report counts rows per reason)."""
-    if verdict == NOT_RUN:
-        if experiment is None:
-            return "no experiment claims it"
-        if scale not in rep.experiments[experiment].scales:
-            return f"not run at {scale} scale"
-        return f"measured, not trained, at {scale} scale" if "not trained" in why_not_run else "results missing"
-    if verdict != NOT_COMPARABLE:
-        return ""
+def _not_comparable(row: PublishedRow, run_dataset: str | None, scale: str, searched: bool) -> tuple[str, str]:
+    """(reason, note) of a row that is reported but not judged: the reason in words shared by many
+    rows (the report counts rows per reason), the note with this row's particulars."""
     if row.metric in ACCURACY_METRICS:
-        return f"accuracy at {scale} scale or on another dataset"
+        return (f"accuracy at {scale} scale or on another dataset",
+                f"{scale} scale: trained on {run_dataset}, the paper on {row.dataset}")
     if row.other_count:
-        return "the source counts another way"
+        return "the source counts another way", "the source counts differently (see the note); reported, not judged"
     if searched:
-        return f"searched shape at {scale} scale"
-    return "latency on another device"
+        return f"searched shape at {scale} scale", f"{scale} scale: the search is too short to be held to the paper's shape"
+    return "latency on another device", "latency is measured on this machine, not the paper's device; reported, not judged"
 
 
 def compare_replication(rep: Replication, results_dir: str | Path, scale: str,
@@ -180,24 +157,31 @@ def _compare_row(rep: Replication, row: PublishedRow, experiment: str | None, la
                  scale: str, seeds: list[int]) -> dict[str, Any]:
     values, run_dataset, searched = [], None, False
     if experiment is None:
-        why_not_run = "no experiment of the replication claims this row"
+        not_run = ("no experiment claims it", "no experiment of the replication claims this row")
     elif scale not in rep.experiments[experiment].scales:
-        why_not_run = f"experiment '{experiment}' runs at {', '.join(rep.experiments[experiment].scales)} scale only"
+        not_run = (f"not run at {scale} scale",
+                   f"experiment '{experiment}' runs at {', '.join(rep.experiments[experiment].scales)} scale only")
     else:
         exp = rep.experiments[experiment]
         trained = row.metric not in READERS or READERS[row.metric][0] != "eval.json" or exp.trained_at(scale)
-        why_not_run = (f"no results of experiment '{experiment}' under {results_dir}" if trained else
-                       f"experiment '{experiment}' is measured, not trained, at {scale} scale")
+        not_run = (("results missing", f"no results of experiment '{experiment}' under {results_dir}") if trained else
+                   (f"measured, not trained, at {scale} scale",
+                    f"experiment '{experiment}' is measured, not trained, at {scale} scale"))
         searched = exp.search is not None
         baseline_dir = results_dir / exp.baseline if exp.baseline else None
         values, run_dataset = seed_values(row, results_dir / experiment, seeds, baseline_dir)
         run_dataset = run_dataset or rep.run_dataset(experiment, scale)
     judged = judge(row, values, run_dataset, scale, rep, searched)
+    if judged["verdict"] == NOT_RUN:
+        reason, detail = not_run
+    elif judged["verdict"] == NOT_COMPARABLE:
+        reason, detail = _not_comparable(row, run_dataset, scale, searched)
+    else:
+        reason, detail = "", ""
     return {
         "paper": rep.paper, "table": row.table, "dataset": row.dataset,
         "model": f"{row.model} [{label}]" if label else row.model,
-        "metric": row.metric, "unit": row.unit, "published": row.value, **judged,
-        "reason": _reason(row, judged["verdict"], experiment, rep, scale, searched, why_not_run), "scale": scale,
+        "metric": row.metric, "unit": row.unit, "published": row.value, **judged, "reason": reason, "scale": scale,
         "run_dataset": run_dataset or "", "experiment": experiment or "", "source": row.source,
-        "note": _note(row, judged["verdict"], run_dataset, scale, searched, why_not_run),
+        "note": "; ".join(part for part in (row.note, detail) if part),
     }

@@ -80,10 +80,9 @@ def _summary_table(scorecard: pd.DataFrame, papers: list[str]) -> str:
     rows = []
     for paper in papers:
         mine = scorecard[scorecard["paper"] == paper]
-        counts = mine["verdict"].value_counts()
-        judged = int(counts.get(REPRODUCED, 0) + counts.get(NOT_REPRODUCED, 0))
-        rows.append([cell(paper), cell(len(mine)), cell(judged)] +
-                    [cell(int(counts.get(v, 0)), css_class=VERDICT_CLASSES[v]) for v in VERDICTS])
+        counts = verdict_counts(mine)
+        rows.append([cell(paper), cell(len(mine)), cell(counts[REPRODUCED] + counts[NOT_REPRODUCED])] +
+                    [cell(counts[v], css_class=VERDICT_CLASSES[v]) for v in VERDICTS])
     headers = ["paper", "claims", "judged", *VERDICTS]
     return html_table(headers, rows)
 

@@ -75,6 +75,7 @@ class EpochLoop:
         self.history: list[dict[str, Any]] = []
         self.elapsed_s = 0.0
         self.start_epoch = 0
+        self.stopped_after: int | None = None  # the epoch a run stopped after on request (`stop_after`)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -90,6 +91,7 @@ class EpochLoop:
             remove_files(self.out_dir, self.files.fresh)
         remove_files(self.out_dir, self.files.results)
         last = self.epochs if stop_after is None else min(stop_after, self.epochs)
+        self.stopped_after = None if last == self.epochs else last
         with interruptible(self.checkpoint_path, lambda: len(self.history)):
             for epoch in range(self.start_epoch, last):
                 torch.manual_seed(epoch_seed(self.seed, epoch))
@@ -98,6 +100,10 @@ class EpochLoop:
                 self.history.append(row)
                 self._save(job, epoch + 1)
         return last == self.epochs
+
+    def stopped(self) -> dict[str, int]:
+        """What a run that stopped early on request returns instead of its results."""
+        return {"stopped_after_epoch": self.stopped_after}
 
     def _save(self, job: EpochJob, epoch: int) -> None:
         state = {**job.identity(), **job.state(), "epoch": epoch, "history": self.history,

@@ -196,7 +196,7 @@ class Trainer:
     def fit(self, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
         """Train to the recipe's last epoch (or stop after epoch `stop_after`, as an interruption would)."""
         if not self.loop.run(self, resume, stop_after):
-            return {"stopped_after_epoch": min(stop_after, self.recipe.epochs)}
+            return self.loop.stopped()
         return self._write_metrics()
 
     def _write_metrics(self) -> dict[str, Any]:

@@ -52,7 +52,7 @@ class AutoSlimSearch:
     def __init__(self, base_spec: dict[str, Any], recipe: SearchRecipe, data: SlimData, *, out_dir: str | Path,
                  seed: int, device: torch.device | str = "cpu", record: dict[str, Any] | None = None) -> None:
         self.loop = EpochLoop(out_dir, SUPERNET_FILES, seed=seed, epochs=recipe.weights.epochs, device=device,
-                              resume_view=lambda state: {**state, "recipe": supernet_part(state.get("recipe", {}))})
+                              resume_view=supernet_view)
         self.device = self.loop.device
         self.recipe, self.data, self.seed = recipe, data, seed
         self.out_dir = Path(out_dir)
@@ -92,7 +92,7 @@ class AutoSlimSearch:
         self.optimizer.load_state_dict(state["optimizer"])
 
     def _check(self, state: dict[str, Any], path: Path) -> None:
-        check_resumable({**state, "recipe": supernet_part(state.get("recipe", {}))}, self.identity(), path)
+        check_resumable(supernet_view(state), self.identity(), path)
 
     def _to_device(self, batch: tuple[torch.Tensor, torch.Tensor],
                    backward: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,7 +107,7 @@ class AutoSlimSearch:
     # -- stage 1: the super-network ---------------------------------------------------------------
     def train_supernet(self, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
         if not self.loop.run(self, resume, stop_after):
-            return {"stopped_after_epoch": min(stop_after, self.recipe.weights.epochs)}
+            return self.loop.stopped()
         self.elapsed_s = self.loop.elapsed_s
         return self._finish_supernet()
 
@@ -193,6 +193,11 @@ class AutoSlimSearch:
                    "run": run_provenance(self.device, self.seed)}
         write_json_atomic(self.out_dir / "search.json", summary)
         return summary
+
+
+def supernet_view(state: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's state as the super-network's identity sees it: without the slimming-only keys."""
+    return {**state, "recipe": supernet_part(state.get("recipe", {}))}
 
 
 def supernet_part(recipe: dict[str, Any]) -> dict[str, Any]:

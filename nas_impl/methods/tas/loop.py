@@ -160,7 +160,7 @@ class TASSearch:
 
     def fit(self, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
         if not self.loop.run(self, resume, stop_after):
-            return {"stopped_after_epoch": min(stop_after, self.recipe.weights.epochs)}
+            return self.loop.stopped()
         return self._finish()
 
     def _finish(self) -> dict[str, Any]:

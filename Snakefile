@@ -5,8 +5,7 @@
 include: "workflows/rules/common.smk"
 include: "workflows/rules/data.smk"
 include: "workflows/rules/train.smk"
-include: "workflows/rules/tas.smk"
-include: "workflows/rules/autoslim.smk"
+include: "workflows/rules/search.smk"
 include: "workflows/rules/report.smk"
 
 

@@ -94,7 +94,7 @@ def _add_run_verbs(verbs) -> None:
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", required=True, help="search directory (arch.yaml, search.json, logs)")
     p.add_argument("--stage", default=None,
-                   help="run one stage of a staged method (autoslim: supernet, slim); default: all of them")
+                   help="run one stage of the method (autoslim: supernet, slim; tas: search); default: all, in order")
     _run_options(p, "search_checkpoint.pt")
     p.set_defaults(func=runs.search)
 

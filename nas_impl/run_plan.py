@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nas_impl.methods import method_info
+from nas_impl.methods.interface import Stage
 from nas_impl.replication.manifest import Replication
 
 ARCH_FILES = ("arch.yaml", "arch_metrics.json")
@@ -82,6 +84,33 @@ class RunPlan:
 
     def search_dir(self, paper: str, search: str, seed: int | str) -> str:
         return f"{self.results}/{paper}/search/{search}/seed{seed}"
+
+    # -- search stages (each a job: the method's `INFO.stages`) -------------------------------------
+    def search_stages(self, paper: str, search: str) -> tuple[Stage, ...]:
+        return method_info(self.replications[paper].searches[search].method).stages
+
+    def final_stage(self, paper: str, search: str) -> Stage:
+        """The stage that writes search.json and the searched shapes."""
+        return self.search_stages(paper, search)[-1]
+
+    def earlier_stage(self, paper: str, search: str, name: str) -> Stage:
+        earlier = {stage.name: stage for stage in self.search_stages(paper, search)[:-1]}
+        if name not in earlier:
+            raise KeyError(f"search '{search}' of {paper} has no earlier stage '{name}'")
+        return earlier[name]
+
+    def stage_inputs(self, paper: str, search: str, seed: int | str, name: str) -> list[str]:
+        """What a stage reads besides the search's inputs: the summary of the stage before it."""
+        names = [stage.name for stage in self.search_stages(paper, search)]
+        index = names.index(name)
+        if index == 0:
+            return []
+        return [f"{self.search_dir(paper, search, seed)}/{self.search_stages(paper, search)[index - 1].summary}"]
+
+    def earlier_stage_names(self) -> list[str]:
+        """The stages before the last of every planned search's method (AutoSlim: supernet)."""
+        return sorted({stage.name for paper, rep in self.replications.items() for search in rep.searches
+                       for stage in self.search_stages(paper, search)[:-1]})
 
     def searched_arch_source(self, paper: str, experiment: str, seed: int | str) -> str:
         """The shape a searched experiment's search derived (same seed): its arch.yaml, or the

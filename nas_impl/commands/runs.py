@@ -218,33 +218,24 @@ def with_teacher(recipe_, teacher: str | None, origin: str):
 
 
 def search(args: argparse.Namespace) -> dict:
-    """Search a shape; writes OUT/{arch.yaml, search_log.csv, search.json} (see nas_impl.methods)."""
+    """Search a shape; writes OUT/{arch-<target>.yaml, arch.yaml, search.json} and the method's logs
+    (see nas_impl.methods.interface)."""
     from nas_impl.methods import get_method
+    from nas_impl.methods.interface import SearchJob
     from nas_impl.models import normalize_spec
     from nas_impl.runs import resolve_device
     from nas_impl.training.recipe import read_recipe_yaml
     from nas_impl.training.run_dir import prepare_run_dir
 
     method = get_method(args.method)
-    device = resolve_device(args.device)
-    recipe_ = method.recipe_from_dict(read_recipe_yaml(args.recipe, "search recipe"), str(args.recipe))
-    stage = {}
     if args.stage is not None:
-        if args.stage not in method.stages or len(method.stages) == 1:
-            raise NasReproError(f"--stage '{args.stage}': method '{method.name}' has stages "
-                                f"{', '.join(method.stages)}" + (" (run it without --stage)" if len(method.stages) == 1 else ""))
-        stage = {"stage": args.stage}
-    record = {"arch_file": str(args.arch), "recipe_file": str(args.recipe)}
+        method.info.stage(args.stage)  # an unknown stage fails before any data is read
+    recipe_ = method.info.recipe_from_dict(read_recipe_yaml(args.recipe, "search recipe"), str(args.recipe))
     prepare_run_dir(args.out)  # before the data is read: an unwritable --out fails at once
-    result = method.run(normalize_spec(args.arch), recipe_, args.dataset, args.out, seed=args.seed, device=device,
-                        data_root=args.data_root, resume=args.resume, stop_after=args.stop_after, record=record,
-                        **stage)
-    if "arch" not in result and "targets" not in result:
-        return {k: v for k, v in result.items() if k not in ("recipe", "record", "run")}  # a stage, or stopped early
-    keys = ("max_macs", "base_macs", "target_macs", "argmax_macs", "macs_reduction", "target_reduction", "in_band",
-            "selected", "wall_time_s")
-    found = {t: {"macs": v["macs"], "ratio_of_base": v["ratio_of_base"]} for t, v in result.get("targets", {}).items()}
-    return {k: result[k] for k in keys if k in result} | ({"targets": found} if found else {}) | {"out": str(args.out)}
+    job = SearchJob(normalize_spec(args.arch), recipe_, args.dataset, Path(args.out), args.seed,
+                    resolve_device(args.device), args.data_root, args.resume, args.stop_after,
+                    {"arch_file": str(args.arch), "recipe_file": str(args.recipe)})
+    return method.run(job, args.stage).brief() | {"out": str(args.out)}
 
 
 def evaluate(args: argparse.Namespace) -> dict:

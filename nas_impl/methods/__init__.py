@@ -1,37 +1,32 @@
-"""Search methods: one subpackage per paper behind one interface, `SearchMethod`.
+"""Search methods: one subpackage per paper behind one interface (`nas_impl.methods.interface`).
 
-A method validates its search recipes (`recipe_from_dict`, used by the replication manifests
-and `nasrepro recipe --search`) and runs one search (`run`, used by `nasrepro search`), which
-writes `arch.yaml` and `search.json` (and its logs) into its output directory, in one go or
-stage by stage (AutoSlim: `supernet`, then `slim`).
+A method's `recipe` module holds its torch-free `INFO` (`MethodInfo`: recipe keys and validation,
+targets, stages), read by the manifests, the workflow and `nasrepro recipe`; its `method` module
+holds `METHOD`, the `SearchMethod` that `nasrepro search` runs, stage by stage.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from nas_impl.errors import NasReproError
 
-# name -> package, imported on first use: its `method` module defines METHOD (and pulls in torch and
-# the models); its `recipe` module, `search_recipe_from_dict` alone (torch-free: manifests and
-# `nasrepro recipe` validate search recipes without importing torch).
+if TYPE_CHECKING:
+    from nas_impl.methods.interface import MethodInfo, SearchMethod
+
+# The registry, the one list of method names: name -> package, imported on first use.
 _PACKAGES = {"autoslim": "nas_impl.methods.autoslim", "tas": "nas_impl.methods.tas"}
-
-
-@dataclass(frozen=True)
-class SearchMethod:
-    name: str
-    recipe_from_dict: Callable[..., Any]  # (raw mapping, origin) -> validated search recipe
-    run: Callable[..., dict[str, Any]]  # (base_spec, recipe, dataset, out_dir, *, seed, device, data_root, resume, stop_after, record[, stage])
-    # Parts a workflow may run one at a time (`run(..., stage=name)`); one stage: run takes no `stage`.
-    stages: tuple[str, ...] = ("search",)
 
 
 def method_names() -> list[str]:
     return sorted(_PACKAGES)
+
+
+def method_info(name: str) -> MethodInfo:
+    """The method's description, without importing torch."""
+    return importlib.import_module(f"{_package(name)}.recipe").INFO
 
 
 def get_method(name: str) -> SearchMethod:
@@ -40,13 +35,12 @@ def get_method(name: str) -> SearchMethod:
 
 def search_recipe_parser(name: str) -> Callable[..., Any]:
     """The method's search-recipe validator, (raw mapping, origin) -> recipe, without importing torch."""
-    return importlib.import_module(f"{_package(name)}.recipe").search_recipe_from_dict
+    return method_info(name).recipe_from_dict
 
 
 def method_keys(name: str) -> frozenset[str]:
-    """The keys a method adds to a search recipe (its recipe module's SETTINGS dataclass), without torch."""
-    settings = importlib.import_module(f"{_package(name)}.recipe").SETTINGS
-    return frozenset(f.name for f in dataclasses.fields(settings))
+    """The keys a method adds to a search recipe (its settings dataclass), without torch."""
+    return frozenset(f.name for f in dataclasses.fields(method_info(name).settings))
 
 
 def _package(name: str) -> str:

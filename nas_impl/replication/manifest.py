@@ -108,9 +108,12 @@ class Replication:
         return self.datasets[self.experiments[experiment].dataset][scale]
 
     def search_targets(self, search: str) -> list[str]:
-        """The targets a multi-target search (its recipe has `targets`) records at all its scales, else []."""
+        """The targets the search records at every one of its scales (its method's `targets`)."""
+        from nas_impl.methods import method_info
+
         entry = self.searches[search]
-        lists = [set(getattr(self.search_recipe(search, scale), "targets", ())) for scale in entry.scales]
+        targets = method_info(entry.method).targets
+        lists = [set(targets(self.search_recipe(search, scale))) for scale in entry.scales]
         return sorted(set.intersection(*lists)) if lists else []
 
     def search_run_dataset(self, search: str, scale: str) -> str:
@@ -294,8 +297,8 @@ def _check_references(rep: Replication, path: Path) -> None:
             missing = sorted(set(exp.scales) - set(rep.searches[exp.search].scales))
             if missing:
                 raise SpecError(f"{key}.scales: search '{exp.search}' does not run at {missing}")
-            targets = rep.search_targets(exp.search)
-            if targets and exp.search_target not in targets:
+            targets = rep.search_targets(exp.search)  # without a search_target: the shape the search selects
+            if exp.search_target is not None and exp.search_target not in targets:
                 raise SpecError(f"{key}.search_target: '{exp.search_target}' is not a target of search "
                                 f"'{exp.search}' at every scale ({', '.join(targets)})")
         elif exp.search_target is not None:

@@ -264,7 +264,7 @@ def test_search_recipe_validates_targets_and_keys():
 
 def test_autoslim_is_registered_with_two_stages():
     method = get_method("autoslim")
-    assert method.stages == ("supernet", "slim") and get_method("tas").stages == ("search",)
+    assert method.info.stage_names == ("supernet", "slim") and get_method("tas").info.stage_names == ("search",)
 
 
 def test_imagenet_folders_split_into_supernet_and_scored_held_out_images(tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ from nas_impl.methods.tas.flops import argmax_macs
 from nas_impl.methods.tas.loop import SearchData, TASSearch, super_net
 from nas_impl.methods.tas.recipe import search_recipe_from_dict
 from nas_impl.methods import get_method
+from nas_impl.methods.interface import StageResult
 from nas_impl.metrics import count_macs
 from nas_impl.models import build_model, load_spec, normalize_spec
 
@@ -74,42 +75,47 @@ def test_bad_search_recipes_name_the_key(change, message):
 
 def test_search_writes_log_shape_and_summary(tmp_path):
     search = _search(tmp_path)
-    summary = search.fit()
+    result = search.fit()
+    summary = result.details
     out = tmp_path / "s"
     rows = list(csv.DictReader((out / "search_log.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert float(rows[0]["tau"]) == pytest.approx(5.0) and float(rows[1]["tau"]) == pytest.approx(2.55)
     spec = load_spec(out / "arch.yaml")
-    assert spec == load_spec(out / "arch_last.yaml") and summary["selected"] == "last"
+    assert spec == load_spec(out / "arch_last.yaml") and summary["pick"] == "last"
+    # One target, named after the recipe's ratio; its shape is arch-<target>.yaml and arch.yaml.
+    assert list(result.targets) == ["0.5x"] and result.selected == "0.5x"
+    assert load_spec(out / "arch-0.5x.yaml") == spec
     # The summary's MACs are the derived shape's, counted independently here.
     macs = count_macs(build_model(spec), INPUT)
-    assert summary["argmax_macs"] == macs == int(float(rows[-1]["argmax_macs"]))
-    assert summary["max_macs"] == count_macs(build_model("resnet20-cifar", num_classes=4), INPUT)
-    assert summary["macs_reduction"] == pytest.approx(100 * (1 - macs / summary["max_macs"]))
-    assert summary["target_macs"] == pytest.approx(0.5 * summary["max_macs"])
+    assert result.targets["0.5x"].macs == macs == int(float(rows[-1]["argmax_macs"]))
+    assert result.base_macs == count_macs(build_model("resnet20-cifar", num_classes=4), INPUT)
+    assert summary["macs_reduction"] == pytest.approx(100 * (1 - macs / result.base_macs))
+    assert summary["target_macs"] == pytest.approx(0.5 * result.base_macs)
     written = json.loads((out / "search.json").read_text())
-    assert written["arch"] == spec and written["record"]["dataset"] == "synthetic"
-    assert written["in_band"] == search.in_band(macs)
-    assert (out / "arch_best.yaml").exists() == (written["best"] is not None)
+    assert written["targets"]["0.5x"]["arch"] == spec and written["record"]["dataset"] == "synthetic"
+    assert written["details"]["in_band"] == search.in_band(macs)
+    assert (out / "arch_best.yaml").exists() == (written["details"]["best"] is not None)
 
 
 @pytest.mark.parametrize("select", ["last", "best"])
 def test_the_recipe_selects_the_retrained_shape(tmp_path, select):
     """A band covering every shape puts every epoch in it: 'best' is the best valid accuracy."""
     search = _search(tmp_path, epochs=3, target_ratio=1.0, tolerance=0.99, select=select)
-    summary = search.fit()
+    summary = search.fit().details
     out = tmp_path / "s"
     best_epoch = max(search.history, key=lambda row: row["valid_top1"])["epoch"]
     assert summary["best"]["epoch"] == best_epoch
     expected = best_epoch if select == "best" else 3
-    assert summary["selected_epoch"] == expected and summary["last"]["epoch"] == 3
+    assert summary["last"]["epoch"] == 3
+    assert json.loads((out / "search.json").read_text())["targets"]["1x"]["details"]["epoch"] == expected
     assert load_spec(out / "arch.yaml") == load_spec(out / ("arch_best.yaml" if select == "best" else "arch_last.yaml"))
     assert load_spec(out / "arch.yaml") == normalize_spec(search.history[expected - 1]["spec"])
 
 
 def test_best_falls_back_to_the_last_shape_when_no_epoch_ends_in_the_band(tmp_path):
-    summary = _search(tmp_path, target_ratio=0.01, tolerance=0.0, select="best").fit()
-    assert summary["best"] is None and summary["selected"] == "last"
+    summary = _search(tmp_path, target_ratio=0.01, tolerance=0.0, select="best").fit().details
+    assert summary["best"] is None and summary["pick"] == "last"
     assert not (tmp_path / "s" / "arch_best.yaml").exists()
 
 
@@ -127,7 +133,8 @@ def test_search_is_seeded_and_resumes_bit_exactly(tmp_path):
     again = _search(tmp_path, "again")
     again.fit()
     interrupted = _search(tmp_path, "interrupted")
-    assert interrupted.fit(stop_after=1) == {"stopped_after_epoch": 1}
+    stopped = interrupted.fit(stop_after=1)
+    assert isinstance(stopped, StageResult) and stopped.stopped_after_epoch == 1
     assert not (tmp_path / "interrupted" / "arch.yaml").exists()
     resumed = _search(tmp_path, "interrupted")
     resumed.fit(resume=True)
@@ -147,13 +154,13 @@ def test_the_flop_loss_moves_the_searched_shape_toward_a_small_target(tmp_path):
     """With a far-too-small target and a strong FLOP weight the argmax MACs must fall."""
     search = _search(tmp_path, epochs=3, target_ratio=0.2, flop_weight=50.0, arch_lr=0.05)
     before = argmax_macs(search.net)
-    summary = search.fit()
-    assert summary["argmax_macs"] < before
+    result = search.fit()
+    assert result.targets[result.selected].macs < before
 
 
 def test_tas_is_registered_behind_the_method_interface():
     method = get_method("tas")
-    assert method.name == "tas" and method.recipe_from_dict(RECIPE, "x") == search_recipe_from_dict(RECIPE)
+    assert method.info.name == "tas" and method.info.recipe_from_dict(RECIPE, "x") == search_recipe_from_dict(RECIPE)
     with pytest.raises(NasReproError, match="unknown search method 'darts'; known: autoslim, tas"):
         get_method("darts")
 
@@ -176,7 +183,7 @@ def test_search_verb_on_a_real_dataset(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     spec = load_spec(out / "arch.yaml")
     assert spec["in_channels"] == 1 and spec["num_classes"] == 10
-    assert printed["argmax_macs"] == count_macs(build_model(spec), (1, 28, 28))
+    assert printed["targets"][printed["selected"]]["macs"] == count_macs(build_model(spec), (1, 28, 28))
     record = json.loads((out / "search.json").read_text())["record"]
     assert record["search_split"]["sizes"] == {"weights": 64, "architecture": 64}
 

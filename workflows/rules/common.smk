@@ -188,13 +188,35 @@ def train_guard(wildcards, input):
                         [input.arch, input.recipe, *([input.teacher] if input.teacher else [])], settings)
 
 
-def search_guard(wildcards, input, ignore=()):
-    """The resume guard of a search stage; `ignore`: recipe keys the stage does not depend on."""
+def stage_guard(wildcards, input, stage):
+    """The resume guard of a search stage that checkpoints (a no-op for one that does not); the
+    recipe keys the stage ignores may change without discarding its checkpoint."""
+    if stage.checkpoint is None:
+        return "true"
     settings = {"method": search_method(wildcards), "dataset": search_dataset(wildcards),
                 "data_root": config["data_root"], "device": config["device"], "threads": THREADS,
                 "seed": wildcards.seed}
-    return resume_guard(search_dir(wildcards), "search_checkpoint.pt", [input.base, input.recipe],
-                        settings, ignore)
+    return resume_guard(search_dir(wildcards), stage.checkpoint, [input.base, input.recipe], settings,
+                        stage.ignores)
+
+
+def final_stage(wildcards):
+    return PLAN.final_stage(wildcards.paper, wildcards.search)
+
+
+def earlier_stage(wildcards):
+    return PLAN.earlier_stage(wildcards.paper, wildcards.search, wildcards.stage)
+
+
+def stage_inputs(stage_of):
+    """The input function of a stage's rule: the summary of the stage before it, if any."""
+    return lambda wildcards: PLAN.stage_inputs(wildcards.paper, wildcards.search, wildcards.seed,
+                                               stage_of(wildcards).name)
+
+
+# The earlier stages of the planned searches' methods (AutoSlim: supernet); a pattern that
+# matches nothing when none is planned.
+EARLIER_STAGES = "|".join(re.escape(name) for name in PLAN.earlier_stage_names()) or "(?!)"
 
 
 def compare_inputs(wildcards):

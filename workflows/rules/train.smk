@@ -1,6 +1,6 @@
 # The shared chain of every replication: recipe -> arch (and its architecture metrics) -> train ->
 # evaluate. An experiment's arch.yaml is its reference spec (archs/) or the shape its search derived
-# (each method's rules, e.g. tas.smk, write search/<search>/seed<k>/arch.yaml).
+# (search.smk writes search/<search>/seed<k>/arch.yaml, arch-<target>.yaml and search.json).
 
 
 rule recipe:

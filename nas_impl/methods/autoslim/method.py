@@ -1,34 +1,28 @@
-"""AutoSlim behind the suite's search-method interface (`nas_impl.methods.SearchMethod`)."""
+"""AutoSlim behind the suite's search-method interface (`nas_impl.methods.interface`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-import torch
-
-from nas_impl.methods import SearchMethod
 from nas_impl.methods.autoslim.data import slim_data
-from nas_impl.methods.autoslim.recipe import SearchRecipe, search_recipe_from_dict
-from nas_impl.methods.autoslim.search import STAGES, AutoSlimSearch
+from nas_impl.methods.autoslim.recipe import INFO
+from nas_impl.methods.autoslim.search import AutoSlimSearch
+from nas_impl.methods.interface import SearchJob, SearchMethod, SearchResult, Stage, StageResult
 from nas_impl.runs import adapt_spec
 
 
-def run(base_spec: dict[str, Any], recipe: SearchRecipe, dataset: str, out_dir: str | Path, *, seed: int,
-        device: torch.device, data_root: str | Path | None, resume: bool = False, stop_after: int | None = None,
-        record: dict[str, Any] | None = None, stage: str | None = None) -> dict[str, Any]:
-    data = slim_data(dataset, recipe, seed, device, data_root)
-    base, _ = adapt_spec(base_spec, data.num_classes, data.input_size[0])
-    search = AutoSlimSearch(base, recipe, data, out_dir=out_dir, seed=seed, device=device, record=record)
-    if stage in (None, "supernet"):
-        if resume and search.supernet_path.exists():
+class AutoSlim(SearchMethod):
+    info = INFO
+
+    def run_stage(self, stage: Stage, job: SearchJob) -> SearchResult | StageResult:
+        data = slim_data(job.dataset, job.recipe, job.seed, job.device, job.data_root)
+        base, _ = adapt_spec(job.base_spec, data.num_classes, data.input_size[0])
+        search = AutoSlimSearch(base, job.recipe, data, out_dir=job.out_dir, seed=job.seed, device=job.device,
+                                record=job.record)
+        if stage.name == "slim":
+            return search.slim()
+        if job.resume and search.supernet_path.exists():
             search.load_supernet()  # refuses a super-network trained with another recipe
-            result = {"supernet": str(search.supernet_path), "reused": True}
-        else:
-            result = search.train_supernet(resume=resume, stop_after=stop_after)
-        if stage == "supernet" or "stopped_after_epoch" in result:
-            return result
-    return search.slim()
+            return StageResult("supernet", {"supernet": str(search.supernet_path), "reused": True})
+        return search.train_supernet(resume=job.resume, stop_after=job.stop_after)
 
 
-METHOD = SearchMethod("autoslim", search_recipe_from_dict, run, stages=STAGES)
+METHOD = AutoSlim()

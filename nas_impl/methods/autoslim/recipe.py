@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas_impl.errors import SpecError
+from nas_impl.methods.interface import MethodInfo, Stage
 from nas_impl.methods.search_recipe import build_settings, search_recipe_dict, split_search_recipe
 from nas_impl.training.recipe import Recipe, RecipeKeyError
 
@@ -74,7 +75,6 @@ class SearchRecipe:
         return search_recipe_dict(self.weights, self.autoslim)
 
 
-SETTINGS = AutoSlimSettings  # the keys AutoSlim adds to a search recipe (nas_impl.methods.method_keys)
 # Keys only the slimming stage reads: the super-network does not depend on them (new targets reuse it).
 SLIMMING_ONLY = ("targets", "slim_images", "slim_batch_size", "calibration_batches")
 
@@ -89,3 +89,10 @@ def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") 
                              "a list, e.g. ['0.5x'] or ['505M', '305M']")
     settings["targets"] = tuple(str(t) for t in settings["targets"])
     return SearchRecipe(weights, build_settings(AutoSlimSettings, settings, origin))
+
+
+# `supernet` trains the slimmable super-network (checkpointed every epoch; it does not depend on the
+# slimming-only keys, so new targets reuse it); `slim` slims it greedily down to every target.
+INFO = MethodInfo("autoslim", AutoSlimSettings, search_recipe_from_dict, lambda recipe: recipe.autoslim.targets,
+                  stages=(Stage("supernet", "supernet.json", checkpoint="search_checkpoint.pt", ignores=SLIMMING_ONLY),
+                          Stage("slim", "search.json")))

@@ -24,10 +24,10 @@ from nas_impl.io import write_csv_rows_atomic, write_json_atomic
 from nas_impl.methods.autoslim.data import SlimData, memory_format
 from nas_impl.methods.autoslim.greedy import greedy_slim
 from nas_impl.methods.autoslim.recipe import SLIMMING_ONLY, SearchRecipe, parse_target
+from nas_impl.methods.interface import SearchedShape, SearchResult, StageResult
 from nas_impl.methods.autoslim.space import ChannelSpace, meta_model, widen
 from nas_impl.methods.autoslim.supernet import SlimmableNet, calibrated_accuracy, sandwich_configs, sandwich_step
 from nas_impl.metrics import count_macs
-from nas_impl.models import save_spec
 from nas_impl.seeds import derive_seed
 from nas_impl.training.checkpoint import check_resumable, load_checkpoint, load_weights, require_keys, save_checkpoint
 from nas_impl.training.epoch_loop import EpochLoop, RunFiles
@@ -36,7 +36,6 @@ from nas_impl.training.provenance import run_provenance
 from nas_impl.training.run_dir import prepare_run_dir, remove_files
 from nas_impl.training.seeding import seed_everything
 
-STAGES = ("supernet", "slim")
 SUPERNET_COLUMNS = ["epoch", "lr", "loss_largest", "top1_largest", "loss_smallest", "top1_smallest", "epoch_s"]
 SLIM_COLUMNS = ["step", "group", "entries", "width", "macs", "held_out_top1", "candidates", "step_s"]
 CHECKPOINT_FORMAT = "nasrepro-autoslim-search-v1"
@@ -105,11 +104,11 @@ class AutoSlimSearch:
         self.model.to(memory_format=memory_format(self.device, backward=False))
 
     # -- stage 1: the super-network ---------------------------------------------------------------
-    def train_supernet(self, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
+    def train_supernet(self, resume: bool = False, stop_after: int | None = None) -> StageResult:
         if not self.loop.run(self, resume, stop_after):
-            return self.loop.stopped()
+            return StageResult("supernet", self.loop.stopped(), self.loop.stopped_after)
         self.elapsed_s = self.loop.elapsed_s
-        return self._finish_supernet()
+        return StageResult("supernet", self._finish_supernet())
 
     def run_epoch(self, epoch: int, loop: EpochLoop) -> dict[str, Any]:
         """One epoch of sandwich-rule steps (the loop has seeded it from (seed, epoch))."""
@@ -163,7 +162,7 @@ class AutoSlimSearch:
         self.elapsed_s = state["wall_time_s"]
         self._for_inference()
 
-    def slim(self) -> dict[str, Any]:
+    def slim(self) -> SearchResult:
         prepare_run_dir(self.out_dir)
         self.load_supernet()
         remove_files(self.out_dir, SLIM_RESULTS)
@@ -178,21 +177,16 @@ class AutoSlimSearch:
         result = greedy_slim(self.model, self.data.held_out, self.target_macs(), on_step=log)
         slim_s = time.perf_counter() - start
         write_csv_rows_atomic(self.out_dir / "slim_log.csv", rows, SLIM_COLUMNS)
-        archs = {}
-        for found in result.found:
-            spec = self.space.spec_of(found.config)
-            save_spec(spec, self.out_dir / f"arch-{found.target}.yaml")
-            archs[found.target] = {"target_macs": found.target_macs, "macs": found.macs,
-                                   "ratio_of_base": found.macs / self.base_macs, "previous_macs": found.previous_macs,
-                                   "step": found.step, "held_out_top1": found.top1, "arch": spec}
-        first = self.recipe.autoslim.targets[0]
-        save_spec(archs[first]["arch"], self.out_dir / "arch.yaml")
-        summary = {"method": "autoslim", "base_macs": self.base_macs, "supernet_macs": self.space.macs(self.space.largest()),
-                   "targets": archs, "selected": first, "steps": len(rows), "slim_s": slim_s,
-                   "wall_time_s": self.elapsed_s + slim_s, "recipe": self.recipe.to_dict(), "record": self.record,
-                   "run": run_provenance(self.device, self.seed)}
-        write_json_atomic(self.out_dir / "search.json", summary)
-        return summary
+        shapes = {found.target: SearchedShape(self.space.spec_of(found.config), found.macs, found.macs / self.base_macs,
+                                              {"target_macs": found.target_macs, "previous_macs": found.previous_macs,
+                                               "step": found.step, "held_out_top1": found.top1})
+                  for found in result.found}
+        details = {"supernet_macs": self.space.macs(self.space.largest()), "steps": len(rows), "slim_s": slim_s}
+        found = SearchResult("autoslim", self.base_macs, shapes, self.recipe.autoslim.targets[0], self.elapsed_s + slim_s,
+                             details, {"recipe": self.recipe.to_dict(), "record": self.record,
+                                       "run": run_provenance(self.device, self.seed)})
+        found.write(self.out_dir)
+        return found
 
 
 def supernet_view(state: dict[str, Any]) -> dict[str, Any]:

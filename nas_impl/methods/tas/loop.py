@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from nas_impl.errors import NasReproError
-from nas_impl.io import write_json_atomic
+from nas_impl.methods.interface import SearchedShape, SearchResult, StageResult, ratio_target
 from nas_impl.methods.tas.derive import derive_spec
 from nas_impl.methods.tas.flops import argmax_macs, expected_macs
 from nas_impl.methods.tas.recipe import SearchRecipe
@@ -37,7 +37,7 @@ LOG_COLUMNS = ["epoch", "lr", "tau", "train_loss", "train_top1", "valid_ce", "va
 CHECKPOINT_FORMAT = "nasrepro-tas-search-v1"
 FILES = RunFiles(log="search_log.csv", log_columns=LOG_COLUMNS, checkpoint="search_checkpoint.pt",
                  checkpoint_format=CHECKPOINT_FORMAT,
-                 results=("search.json", "arch.yaml", "arch_last.yaml", "arch_best.yaml"))
+                 results=("search.json", "arch.yaml", "arch-*.yaml", "arch_last.yaml", "arch_best.yaml"))
 
 
 @dataclass
@@ -158,39 +158,33 @@ class TASSearch:
             "epoch_s": time.perf_counter() - start, "spec": argmax,
         }
 
-    def fit(self, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
+    def fit(self, resume: bool = False, stop_after: int | None = None) -> SearchResult | StageResult:
         if not self.loop.run(self, resume, stop_after):
-            return self.loop.stopped()
+            return StageResult("search", self.loop.stopped(), self.loop.stopped_after)
         return self._finish()
 
-    def _finish(self) -> dict[str, Any]:
+    def _finish(self) -> SearchResult:
         final, best = self.history[-1], self.best()
         save_spec(final["spec"], self.out_dir / "arch_last.yaml")
         if best is not None:
             save_spec(best["spec"], self.out_dir / "arch_best.yaml")
         use_best = self.recipe.tas.select == "best" and best is not None
         chosen = best if use_best else final
-        save_spec(chosen["spec"], self.out_dir / "arch.yaml")
-        summary = {
-            "method": "tas",
-            "max_macs": self.max_macs,
+        target = ratio_target(self.recipe.tas.target_ratio)
+        shape = SearchedShape(normalize_spec(chosen["spec"]), chosen["argmax_macs"], chosen["argmax_ratio"],
+                              {"epoch": chosen["epoch"], "in_band": chosen["in_band"]})
+        details = {
             "target_macs": self.target_macs,
             "tolerance_macs": self.tolerance_macs,
-            "selected": "best" if use_best else "last",
-            "selected_epoch": chosen["epoch"],
-            "argmax_macs": chosen["argmax_macs"],
-            "macs_ratio": chosen["argmax_ratio"],
+            "pick": "best" if use_best else "last",
             "macs_reduction": 100.0 * (1.0 - chosen["argmax_ratio"]),
             "target_reduction": 100.0 * (1.0 - self.recipe.tas.target_ratio),
             "in_band": chosen["in_band"],
-            "arch": normalize_spec(chosen["spec"]),
             "last": {k: final[k] for k in ("epoch", "argmax_macs", "argmax_ratio", "in_band")},
             "best": None if best is None else {k: best[k] for k in ("epoch", "valid_top1", "argmax_macs", "spec")},
             "epochs": len(self.history),
-            "wall_time_s": self.loop.elapsed_s,
-            "recipe": self.recipe.to_dict(),
-            "record": self.record,
-            "run": self.loop.provenance(),
         }
-        write_json_atomic(self.out_dir / "search.json", summary)
-        return summary
+        result = SearchResult("tas", self.max_macs, {target: shape}, target, self.loop.elapsed_s, details,
+                              {"recipe": self.recipe.to_dict(), "record": self.record, "run": self.loop.provenance()})
+        result.write(self.out_dir)
+        return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from nas_impl.methods.interface import MethodInfo, ratio_target
 from nas_impl.methods.search_recipe import build_settings, search_recipe_dict, split_search_recipe
 from nas_impl.training.recipe import Recipe, RecipeKeyError
 
@@ -65,12 +66,13 @@ class SearchRecipe:
         return search_recipe_dict(self.weights, self.tas)
 
 
-SETTINGS = TASSettings  # the keys TAS adds to a search recipe (nas_impl.methods.method_keys)
-
-
 def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") -> SearchRecipe:
     weights, tas = split_search_recipe(raw, origin, TASSettings)
     if "target_ratio" not in tas:
         raise RecipeKeyError(origin, ("target_ratio",),
                              "search recipe key 'target_ratio' is required (target MACs / unpruned MACs)")
     return SearchRecipe(weights, build_settings(TASSettings, tas, origin))
+
+
+# One stage, checkpointed every epoch; one target, the recipe's target_ratio.
+INFO = MethodInfo("tas", TASSettings, search_recipe_from_dict, lambda recipe: (ratio_target(recipe.tas.target_ratio),))

@@ -101,7 +101,7 @@ def _add_run_verbs(verbs) -> None:
     p = verbs.add_parser("evaluate", help="evaluate a checkpoint on a split")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--dataset", default=None, help="default: the dataset it was trained on")
-    p.add_argument("--split", choices=("test", "train"), default="test")
+    p.add_argument("--split", choices=("test", "train", "valid"), default="test", help="valid: a language model's validation split")
     p.add_argument("--device", default="auto")
     _threads(p)
     p.add_argument("--out", dest="out_json", help="write the result JSON here")

@@ -182,28 +182,34 @@ def recipe(args: argparse.Namespace) -> dict:
 
 
 def train(args: argparse.Namespace) -> dict:
-    from nas_impl.models import build_model, normalize_spec
-    from nas_impl.runs import adapt_spec, architecture_metrics, image_data, resolve_device
+    from nas_impl.models import build_model, natural_input, normalize_spec
+    from nas_impl.run_data import run_data
+    from nas_impl.runs import architecture_metrics, resolve_device
+    from nas_impl.tasks import task_for_dataset
     from nas_impl.training import Trainer, load_recipe
     from nas_impl.training.run_dir import prepare_run_dir
     from nas_impl.training.seeding import seed_everything
 
     device = resolve_device(args.device)
     recipe_ = with_teacher(load_recipe(args.recipe), args.teacher, args.recipe)
+    task = task_for_dataset(args.dataset)
+    spec = task.check_network(normalize_spec(args.arch), f"architecture {args.arch}", args.dataset)
     prepare_run_dir(args.out)  # before the data is read: an unwritable --out fails at once
-    data = image_data(args.dataset, recipe_, args.seed, device, args.data_root)
-    spec, changed = adapt_spec(normalize_spec(args.arch), data.num_classes, data.input_size[0])
+    data = run_data(args.dataset, recipe_, args.seed, device, args.data_root, window=task.window(natural_input(spec)))
+    spec, changed = task.adapt_spec(spec, data.num_classes, data.input_size)
     architecture = architecture_metrics(spec, data.input_size, f"architecture {args.arch}", args.dataset)
     record = {**data.record, "arch_file": str(args.arch), "recipe_file": str(args.recipe)}
     if changed:
         record["spec_adapted_to_dataset"] = changed
     seed_everything(args.seed)  # model initialisation depends on the seed only
     trainer = Trainer(build_model(spec), recipe_, data.train_loader, data.eval_loader, out_dir=args.out,
-                      seed=args.seed, device=device, record=record, extra_metrics={"architecture": architecture})
+                      seed=args.seed, device=device, record=record, extra_metrics={"architecture": architecture},
+                      task=task)
     metrics = trainer.fit(resume=args.resume, stop_after=args.stop_after)
-    if "top1" not in metrics:
+    if task.headline not in metrics:
         return metrics  # stopped early on request
-    return {k: metrics[k] for k in ("top1", "best_top1", "epochs", "wall_time_s")} | {"out": str(args.out)}
+    keys = (task.headline, f"best_{task.headline}", "epochs", "wall_time_s")
+    return {k: metrics[k] for k in keys} | {"out": str(args.out)}
 
 
 def with_teacher(recipe_, teacher: str | None, origin: str):
@@ -239,8 +245,11 @@ def search(args: argparse.Namespace) -> dict:
 
 
 def evaluate(args: argparse.Namespace) -> dict:
-    from nas_impl.runs import check_fits, image_data, resolve_device
-    from nas_impl.training import evaluate as run_evaluation
+    """A checkpoint's metrics on one split; only that split is read (the evaluation-only data path)."""
+    from nas_impl.models import natural_input
+    from nas_impl.run_data import EvaluationOnly, run_data
+    from nas_impl.runs import check_fits, resolve_device
+    from nas_impl.tasks import task_of
     from nas_impl.training import load_checkpoint, model_from_checkpoint, recipe_from_dict
     from nas_impl.training.checkpoint import require_keys
 
@@ -249,12 +258,16 @@ def evaluate(args: argparse.Namespace) -> dict:
     require_keys(state, ("recipe", "seed", "record", "spec", "model"), args.checkpoint)
     recipe_ = recipe_from_dict({**state["recipe"], "distill": None}, origin=str(args.checkpoint))
     dataset = args.dataset or state["record"].get("dataset")
-    data = image_data(dataset, recipe_, state["seed"], device, args.data_root, split=args.split)
     model = model_from_checkpoint(args.checkpoint, device)
+    task = task_of(model)
+    if args.split not in task.splits:
+        raise NasReproError(f"--split {args.split}: a {task.name} network is evaluated on {', '.join(task.splits)}")
+    data = run_data(dataset, recipe_, state["seed"], device, args.data_root, EvaluationOnly(), evaluate=args.split,
+                    window=task.window(natural_input(state["spec"])))
     check_fits(model, data.input_size, data.num_classes, f"checkpoint {args.checkpoint}", dataset)
-    result = run_evaluation(model, data.eval_loader, device)
-    return {"checkpoint": str(args.checkpoint), "dataset": dataset, "split": args.split, "top1": result.top1,
-            "top5": result.top5, "loss": result.loss, "images": result.n, "record": data.record}
+    result = task.evaluate(model, data.eval_loader, device, bf16=device.type == "cuda")
+    return {"checkpoint": str(args.checkpoint), "dataset": dataset, "split": args.split,
+            **{k: v for k, v in result.items() if k != "n"}, task.unit: result["n"], "record": data.record}
 
 
 def metrics(args: argparse.Namespace) -> dict:

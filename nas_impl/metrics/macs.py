@@ -12,6 +12,12 @@ docs/BASELINE.md adds the FC bias (+num_classes), and the recount of its release
 tas.md §2 also adds average pools (C * H_out * W_out * k^2); AutoSlim adds C*H*W for the final
 average pool. ResNet-20's "40.81M" (TAS) includes its two 1x1 shortcut convs; He et al.'s
 zero-padding variant has 40.55M.
+
+Recurrent layers (a language model's LSTM) run as fused kernels that the flop counter does not
+see, so they are counted analytically, per token and layer: gates * hidden * (input + hidden)
+(4 gates for an LSTM, 3 for a GRU, 1 for a plain RNN), plus hidden * proj for a projection;
+whatever the counter did attribute to them is replaced by that count. A language model's MACs
+are those of its whole input window (batch 1, `seq_len` tokens).
 """
 
 from __future__ import annotations
@@ -30,10 +36,38 @@ def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return torch.device("cpu"), torch.float32
 
 
-def count_macs(model: nn.Module, input_size: Sequence[int] = (3, 32, 32)) -> int:
-    """MACs of conv + linear layers for one input of shape `input_size` (C, H, W)."""
+def example_input(model: nn.Module, input_size: Sequence[int], batch_size: int = 1) -> torch.Tensor:
+    """Zeros the network takes: images of `input_size`, or a language model's token window."""
+    from nas_impl.tasks import task_of
+
     device, dtype = model_device_dtype(model)
-    x = torch.zeros(1, *input_size, device=device, dtype=dtype)
+    return task_of(model).example_input(input_size, batch_size, device, dtype)
+
+
+_GATES = {nn.LSTM: 4, nn.GRU: 3, nn.RNN: 1}
+
+
+def recurrent_macs(module: nn.RNNBase, tokens: int) -> int:
+    """MACs of a recurrent layer over `tokens` time steps of one sequence."""
+    gates = _GATES[type(module)]
+    hidden, proj = module.hidden_size, module.proj_size
+    out = proj or hidden
+    directions = 2 if module.bidirectional else 1
+    total, width = 0, module.input_size
+    for _ in range(module.num_layers):
+        total += directions * (gates * hidden * (width + out) + hidden * proj)
+        width = out * directions
+    return total * tokens
+
+
+def count_macs(model: nn.Module, input_size: Sequence[int] = (3, 32, 32)) -> int:
+    """MACs of conv + linear (+ recurrent) layers for one input of shape `input_size` (C, H, W;
+    a language model's (seq_len,))."""
+    x = example_input(model, input_size)
+    recurrent = {name: m for name, m in model.named_modules() if type(m) in _GATES}
+    seen: dict[str, int] = {}
+    hooks = [m.register_forward_hook(lambda mod, args, out, name=name: seen.__setitem__(name, _tokens(mod, args)))
+             for name, m in recurrent.items()]
     was_training = model.training
     model.eval()
     counter = FlopCounterMode(display=False)
@@ -42,4 +76,18 @@ def count_macs(model: nn.Module, input_size: Sequence[int] = (3, 32, 32)) -> int
             model(x)
     finally:
         model.train(was_training)
-    return counter.get_total_flops() // 2
+        for hook in hooks:
+            hook.remove()
+    flops = counter.get_total_flops()
+    if recurrent:
+        counts = counter.get_flop_counts()
+        root = type(model).__name__
+        for name in recurrent:  # drop what the counter attributed to them (nothing for fused kernels)
+            flops -= sum(counts.get(f"{root}.{name}", {}).values())
+    return flops // 2 + sum(recurrent_macs(recurrent[name], tokens) for name, tokens in seen.items())
+
+
+def _tokens(module: nn.RNNBase, args: tuple) -> int:
+    """Time steps of one sequence in the layer's (batch 1) input."""
+    x = args[0]
+    return x.shape[1] if module.batch_first else x.shape[0]

@@ -49,7 +49,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from nas_impl.metrics.macs import model_device_dtype
+from nas_impl.metrics.macs import example_input, model_device_dtype
 
 
 def _tensors(tree: Any) -> list[torch.Tensor]:
@@ -110,11 +110,10 @@ class _StorageTrace(TorchDispatchMode):
 def activation_memory(model: nn.Module, input_size: Sequence[int], batch_size: int = 1,
                       dtype: torch.dtype = torch.float32, fold_bn: bool = True) -> dict[str, Any]:
     """Parameter bytes and peak live-activation bytes of one inference pass (see module doc)."""
-    device, model_dtype = model_device_dtype(model)
     params = list(model.parameters())
     held = itertools.chain(params, model.buffers())
     trace = _StorageTrace({t.untyped_storage()._cdata for t in held}, dtype, fold_bn)
-    x = torch.zeros(batch_size, *input_size, device=device, dtype=model_dtype)
+    x = example_input(model, input_size, batch_size)
     was_training = model.training
     model.eval()
     try:

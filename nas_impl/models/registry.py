@@ -125,10 +125,17 @@ def parse_spec(spec: SpecLike) -> Any:
     return _parse(raw, where)[1]
 
 
-def natural_input(spec: SpecLike) -> tuple[int, int, int]:
-    """The (C, H, W) input a spec's network is built for: 32x32 for CIFAR families and `stem: cifar`,
-    224x224 for ImageNet families, `in_channels` channels."""
+def natural_input(spec: SpecLike) -> tuple[int, ...]:
+    """The input a spec's network is built for: (C, H, W) images, 32x32 for CIFAR families and
+    `stem: cifar`, 224x224 for ImageNet families, `in_channels` channels; (seq_len,) tokens for a
+    language model."""
     return tuple(parse_spec(spec).natural_input)
+
+
+def family_class(spec: SpecLike) -> Any:
+    """The builder registered for the spec's family (its class attributes, e.g. `task`)."""
+    raw, where = _resolve(spec)
+    return _FAMILIES[_parse(raw, where)[0]][1]
 
 
 def spec_for(name: str) -> dict[str, Any]:

@@ -45,6 +45,7 @@ READERS = {
     "top1_err": ("eval.json", lambda r: 100.0 - r["top1"]),
     "top5": ("eval.json", lambda r: r["top5"]),
     "top5_err": ("eval.json", lambda r: 100.0 - r["top5"]),
+    "ppl": ("eval.json", lambda r: r["ppl"]),  # a language model's test perplexity
     "macs": ("arch_metrics.json", lambda r: r["macs"]),
     "params": ("arch_metrics.json", lambda r: r["params"]),
     "params_no_norm": ("arch_metrics.json", lambda r: r["params_no_norm"]),

@@ -1,14 +1,14 @@
-"""The one classification trainer every method's retraining uses.
+"""The one trainer every retraining uses, for any task (image classification, language modelling).
 
 One epoch = reseed from (seed, epoch), train over the loader with a per-step learning rate,
 evaluate, append a row to the history, write `train_log.csv` and `checkpoint.pt` atomically.
 `fit(resume=True)` continues from the last completed epoch and ends bit-identical (on CPU) to
-an uninterrupted run, because everything random is a function of (seed, epoch).
+an uninterrupted run, because everything random is a function of (seed, epoch). The task
+(`nas_impl.tasks`) supplies the loss, the metrics and the log columns.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Iterable
@@ -21,16 +21,24 @@ from torch import nn
 
 from nas_impl.errors import NasReproError, TrainingDiverged
 from nas_impl.io import write_json_atomic
+from nas_impl.tasks import Task, get_task, task_of
+from nas_impl.tasks.base import autocast
+from nas_impl.tasks.image import to_device
 from nas_impl.training.checkpoint import load_weights, model_from_checkpoint, require_keys
 from nas_impl.training.epoch_loop import EpochLoop, RunFiles
-from nas_impl.training.losses import classification_loss, distillation_loss
+from nas_impl.training.losses import distillation_loss
 from nas_impl.training.optim import build_optimizer
 from nas_impl.training.recipe import Recipe
 
-LOG_COLUMNS = ["epoch", "lr", "train_loss", "train_top1", "test_loss", "test_top1", "epoch_s", "images_per_s"]
-# metrics.json: what a finished run leaves (removed when a run starts, so a run that dies never
-# leaves an old result beside its own checkpoint).
-FILES = RunFiles(log="train_log.csv", log_columns=LOG_COLUMNS, results=("metrics.json",))
+
+def run_files(task: Task) -> RunFiles:
+    """train_log.csv's columns for the task; metrics.json is what a finished run leaves (removed when
+    a run starts, so a run that dies never leaves an old result beside its own checkpoint)."""
+    columns = ["epoch", "lr", *task.log_columns(), "epoch_s", f"{task.unit}_per_s"]
+    return RunFiles(log="train_log.csv", log_columns=columns, results=("metrics.json",))
+
+
+LOG_COLUMNS = run_files(get_task("image-classification")).log_columns
 
 
 @dataclass
@@ -41,39 +49,11 @@ class EvalResult:
     n: int
 
 
-def autocast(device: torch.device, enabled: bool):
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Images go channels_last (a no-op for the TensorLoader's batches, which already are)."""
-    if x.ndim == 4:
-        return x.to(device, non_blocking=True, memory_format=torch.channels_last)
-    return x.to(device, non_blocking=True)
-
-
-@torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, bf16: bool | None = None) -> EvalResult:
+    """Top-1/top-5 and loss of an image classifier over `loader`."""
     bf16 = device.type == "cuda" if bf16 is None else bf16
-    model.eval().to(memory_format=torch.channels_last)
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-    correct = torch.zeros(2, device=device, dtype=torch.int64)  # top-1, top-5
-    n = 0
-    for x, y in loader:
-        x, y = to_device(x, device), y.to(device, non_blocking=True)
-        with autocast(device, bf16):
-            logits = model(x)
-        loss_sum += torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum")
-        top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        hits = top5 == y[:, None]
-        correct += torch.stack([hits[:, 0].sum(), hits.any(1).sum()])
-        n += y.numel()
-    if n == 0:
-        raise NasReproError("evaluation loader yielded no batches: the split is empty or smaller than one batch")
-    top1, top5 = (100.0 * correct.double() / n).tolist()
-    return EvalResult(loss=loss_sum.item() / n, top1=top1, top5=top5, n=n)
+    out = get_task("image-classification").evaluate(model, loader, device, bf16)
+    return EvalResult(loss=out["loss"], top1=out["top1"], top5=out["top5"], n=out["n"])
 
 
 class Trainer:
@@ -89,8 +69,10 @@ class Trainer:
         device: torch.device | str = "cpu",
         record: dict[str, Any] | None = None,
         extra_metrics: dict[str, Any] | None = None,
+        task: Task | None = None,
     ) -> None:
-        self.loop = EpochLoop(out_dir, FILES, seed=seed, epochs=recipe.epochs, device=device)
+        self.task = task or task_of(model)
+        self.loop = EpochLoop(out_dir, run_files(self.task), seed=seed, epochs=recipe.epochs, device=device)
         self.device = self.loop.device
         self.recipe, self.seed = recipe, seed
         self.train_loader, self.eval_loader = train_loader, eval_loader
@@ -116,6 +98,9 @@ class Trainer:
     def _load_teacher(self) -> nn.Module | None:
         if self.recipe.distill is None:
             return None
+        if self.task.name != "image-classification":
+            raise NasReproError(f"the recipe distills, but knowledge distillation is implemented for image "
+                                f"classification only (this network's task: {self.task.name}): remove 'distill'")
         if self.recipe.distill.teacher is None:
             raise NasReproError("the recipe distills but names no teacher: pass --teacher path/to/checkpoint.pt "
                                 "(nasrepro train) or set distill.teacher")
@@ -138,15 +123,17 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
 
     # -- training -----------------------------------------------------------------------------
-    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss(self, x: torch.Tensor, y: torch.Tensor, state: Any) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """(loss, outputs, state carried to the next batch: a language model's recurrent state)."""
         with autocast(self.device, self.bf16):
-            logits = self.model(x)
+            logits, state = self.task.forward(self.model, x, state)
             if self.teacher is None:
-                return classification_loss(logits, y, self.recipe.label_smoothing), logits
+                return self.task.loss(logits, y, self.recipe.label_smoothing), logits, state
             with torch.no_grad():
                 teacher_logits = self.teacher(x)
         d = self.recipe.distill
-        return distillation_loss(logits, teacher_logits, y, d.temperature, d.alpha, self.recipe.label_smoothing), logits
+        loss = distillation_loss(logits, teacher_logits, y, d.temperature, d.alpha, self.recipe.label_smoothing)
+        return loss, logits, state
 
     def _check_finite(self, loss_sum: torch.Tensor, epoch: int, step: int, lr: float) -> None:
         self.loop.check_finite(loss_sum, "loss became NaN/Inf", epoch, step, lr,
@@ -154,8 +141,8 @@ class Trainer:
 
     def run_epoch(self, epoch: int, loop: EpochLoop) -> dict[str, Any]:
         row = {"epoch": epoch + 1, **self.train_epoch(epoch)}
-        result = evaluate(self.model, self.eval_loader, self.device, self.bf16)
-        row.update(test_loss=result.loss, test_top1=result.top1)
+        result = self.task.evaluate(self.model, self.eval_loader, self.device, self.bf16)
+        row.update({"test_loss": result["loss"], f"test_{self.task.headline}": result[self.task.headline]})
         return row
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
@@ -168,29 +155,30 @@ class Trainer:
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
         n = 0
         start = time.perf_counter()
-        lr = self.recipe.lr
+        lr, state = self.recipe.lr, None
         for step, (x, y) in enumerate(self.loop.progress(self.train_loader, steps, epoch)):
             x, y = to_device(x, self.device), y.to(self.device, non_blocking=True)
             lr = self.loop.set_lr(self.recipe, self.optimizer, epoch, step, steps)
-            loss, logits = self._loss(x, y)
+            loss, logits, state = self._loss(x, y, state)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.recipe.grad_clip:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
             self.optimizer.step()
             loss_sum += loss.detach() * y.numel()
-            correct += (logits.detach().argmax(1) == y).sum()
+            correct += self.task.count_correct(logits.detach(), y)
             n += y.numel()
             if (step + 1) % self.check_every == 0:
                 self._check_finite(loss_sum, epoch, step, lr)
         self._check_finite(loss_sum, epoch, steps - 1, lr)
         seconds = time.perf_counter() - start
+        loss_mean = loss_sum.item() / max(n, 1)
         return {
             "lr": lr,
-            "train_loss": loss_sum.item() / max(n, 1),
-            "train_top1": 100.0 * correct.item() / max(n, 1),
+            "train_loss": loss_mean,
+            f"train_{self.task.train_metric}": self.task.train_value(loss_mean, correct.item(), n),
             "epoch_s": seconds,
-            "images_per_s": n / seconds,
+            f"{self.task.unit}_per_s": n / seconds,
         }
 
     def fit(self, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
@@ -200,13 +188,13 @@ class Trainer:
         return self._write_metrics()
 
     def _write_metrics(self) -> dict[str, Any]:
-        final = self.history[-1]
+        final, headline, speed = self.history[-1], self.task.headline, f"{self.task.unit}_per_s"
         metrics = {
-            "top1": final["test_top1"],
+            headline: final[f"test_{headline}"],
             "test_loss": final["test_loss"],
-            "best_top1": max(row["test_top1"] for row in self.history),
+            f"best_{headline}": self.task.best(row[f"test_{headline}"] for row in self.history),
             "epochs": len(self.history),
-            "train_images_per_s": sum(r["images_per_s"] for r in self.history) / len(self.history),
+            f"train_{speed}": sum(r[speed] for r in self.history) / len(self.history),
             "wall_time_s": self.loop.elapsed_s,
             "spec": self.model.to_spec(),
             "recipe": self.recipe.to_dict(),

@@ -12,10 +12,12 @@ import torch.nn as nn
 
 from nas_impl.errors import SpecError
 from nas_impl.metrics import count_macs, count_params
+from nas_impl.tasks import task_of
 from nas_impl.models import (
     build_model,
     list_families,
     list_models,
+    natural_input,
     load_spec,
     normalize_spec,
     save_spec,
@@ -34,7 +36,7 @@ def _same_structure(a: nn.Module, b: nn.Module) -> None:
 
 
 def test_registry_contents():
-    assert list_families() == ["mnasnet", "mobilenet-v1", "mobilenet-v2", "resnet-cifar", "resnet-imagenet", "wrn-cifar"]
+    assert list_families() == ["lstm-lm", "mnasnet", "mobilenet-v1", "mobilenet-v2", "resnet-cifar", "resnet-imagenet", "wrn-cifar"]
     assert {"resnet20-cifar", "resnet164-cifar", "mobilenetv2-imagenet", "resnet50-imagenet"} <= set(list_models())
     assert list_models("resnet*-imagenet") == ["resnet18-imagenet", "resnet50-imagenet"]
 
@@ -45,8 +47,12 @@ def test_variant_builds_runs_and_round_trips(name, tmp_path):
     spec = model.to_spec()
     assert spec == spec_for(name)
     with torch.no_grad():
-        out = model(torch.randn(2, *_input_size(name)))
-    assert out.shape == (2, spec["num_classes"])
+        if task_of(model).name == "language-modelling":  # a window of token ids -> (batch, tokens, vocabulary)
+            out, _ = model(torch.randint(spec["vocab_size"], (2, *natural_input(spec))))
+            assert out.shape == (2, spec["seq_len"], spec["vocab_size"])
+        else:
+            out = model(torch.randn(2, *_input_size(name)))
+            assert out.shape == (2, spec["num_classes"])
     _same_structure(model, build_model(spec))
     path = save_spec(model, tmp_path / "arch.yaml")
     assert load_spec(path) == spec
@@ -203,7 +209,7 @@ def test_mobilenet_v2_default_channel_list_and_cifar_stem():
 @pytest.mark.parametrize("spec, message", [
     ({"family": "resnt-cifar"},
      "unknown family 'resnt-cifar' (did you mean 'resnet-cifar'?) in spec: "
-     "known families: mnasnet, mobilenet-v1, mobilenet-v2, resnet-cifar, resnet-imagenet, wrn-cifar"),
+     "known families: lstm-lm, mnasnet, mobilenet-v1, mobilenet-v2, resnet-cifar, resnet-imagenet, wrn-cifar"),
     ({"depth": 20}, "missing key 'family' in spec"),
     ({"family": "resnet-cifar", "dpth": 20},
      "unknown key 'dpth' for family 'resnet-cifar' (did you mean 'depth'?) in spec: "

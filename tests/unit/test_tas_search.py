@@ -13,26 +13,28 @@ from nas_impl.cli import main
 from nas_impl.data import TensorLoader
 from nas_impl.errors import NasReproError, SpecError
 from nas_impl.methods.tas.flops import argmax_macs
-from nas_impl.methods.tas.loop import SearchData, TASSearch, super_net
+from nas_impl.methods.tas.loop import TASSearch, super_net
 from nas_impl.methods.tas.recipe import search_recipe_from_dict
 from nas_impl.methods import get_method
 from nas_impl.methods.interface import StageResult
 from nas_impl.metrics import count_macs
 from nas_impl.models import build_model, load_spec, normalize_spec
+from nas_impl.run_data import RunData
 
 INPUT = (3, 12, 12)
 RECIPE = {"epochs": 2, "batch_size": 16, "lr": 0.05, "nesterov": True, "schedule": "cosine",
           "augment": {"crop_padding": 2, "flip": True}, "target_ratio": 0.5}
 
 
-def _data(seed: int = 0, n: int = 64) -> SearchData:
+def _data(seed: int = 0, n: int = 64) -> RunData:
     gen = torch.Generator().manual_seed(123)
     x = torch.randint(0, 256, (n, *INPUT), dtype=torch.uint8, generator=gen)
     y = torch.arange(n) % 4
     half = n // 2
     common = dict(mean=(0.5,) * 3, std=(0.25,) * 3, shuffle=True, drop_last=True, channels_last=True)
-    return SearchData(TensorLoader(x[:half], y[:half], 16, seed=seed, **common),
-                      TensorLoader(x[half:], y[half:], 16, seed=seed + 1, **common), 4, INPUT, {"dataset": "synthetic"})
+    return RunData({"weights": TensorLoader(x[:half], y[:half], 16, seed=seed, **common),
+                    "architecture": TensorLoader(x[half:], y[half:], 16, seed=seed + 1, **common)},
+                   4, INPUT, {"dataset": "synthetic"})
 
 
 def _search(tmp_path, name="s", seed=0, **recipe_changes) -> TASSearch:

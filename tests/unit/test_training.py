@@ -12,7 +12,7 @@ import yaml
 
 from nas_impl.errors import NasReproError, SpecError, TrainingDiverged
 from nas_impl.models import build_model
-from nas_impl.runs import image_data
+from nas_impl.run_data import run_data
 from nas_impl.training import (
     Trainer, distillation_loss, load_checkpoint, load_recipe, lr_at, parameter_groups, recipe_from_dict,
 )
@@ -28,7 +28,7 @@ TINY_NET = {"family": "resnet-cifar", "depth": 8, "in_channels": 1, "num_classes
 
 def make_trainer(tmp_path, name="run", seed=0, device="cpu", **overrides):
     recipe = recipe_from_dict({**TINY, **overrides})
-    data = image_data("fashion-mnist", recipe, seed, torch.device(device), data_root=None)
+    data = run_data("fashion-mnist", recipe, seed, torch.device(device), data_root=None)
     seed_everything(seed)
     model = build_model(TINY_NET)
     return Trainer(model, recipe, data.train_loader, data.eval_loader, out_dir=tmp_path / name, seed=seed,
@@ -225,7 +225,7 @@ def test_imagenet_folders_train_through_the_same_trainer(tmp_path, monkeypatch):
                 Image.new("RGB", (64, 48), (120 * c, 30 * i, 90)).save(folder / f"{i}.png")
     monkeypatch.setattr(data, "load_imagenet", partial(data.load_imagenet, num_classes=2, train_images=8, val_images=4))
     recipe = recipe_from_dict({"epochs": 1, "batch_size": 4, "eval_batch_size": 4, "lr": 0.01, "train_subset": 6})
-    loaders = image_data("imagenet", recipe, 0, torch.device("cpu"), data_root=tmp_path)
+    loaders = run_data("imagenet", recipe, 0, torch.device("cpu"), data_root=tmp_path)
     assert loaders.input_size == (3, 224, 224) and loaders.record["train_images"] == 6
     model = build_model({"family": "mobilenet-v2", "width_mult": 0.25, "num_classes": 1000})
     trainer = Trainer(model, recipe, loaders.train_loader, loaders.eval_loader, out_dir=tmp_path / "run", seed=0)

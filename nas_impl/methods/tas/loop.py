@@ -12,7 +12,6 @@ recipe selects for retraining (`arch.yaml`: the last by default, as TAS's script
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from nas_impl.methods.tas.search import search_step, tau_at
 from nas_impl.methods.tas.search_net import TASResNet
 from nas_impl.metrics import count_macs
 from nas_impl.models import build_model, normalize_spec, save_spec
-from nas_impl.runs import training_subset
+from nas_impl.run_data import Halves, RunData, run_data
 from nas_impl.training.checkpoint import load_weights, require_keys
 from nas_impl.training.epoch_loop import EpochLoop, RunFiles
 from nas_impl.training.optim import build_optimizer
@@ -40,36 +39,14 @@ FILES = RunFiles(log="search_log.csv", log_columns=LOG_COLUMNS, checkpoint="sear
                  results=("search.json", "arch.yaml", "arch-*.yaml", "arch_last.yaml", "arch_best.yaml"))
 
 
-@dataclass
-class SearchData:
-    train_loader: Any  # weights half
-    valid_loader: Any  # architecture half
-    num_classes: int
-    input_size: tuple[int, int, int]
-    record: dict[str, Any]
-
-
 def search_data(dataset: str, recipe: SearchRecipe, seed: int, device: torch.device,
-                data_root: str | Path | None) -> SearchData:
-    """Both halves of `dataset`'s training split as augmented, shuffled device loaders."""
-    from nas_impl import data
-
+                data_root: str | Path | None) -> RunData:
+    """Both halves of `dataset`'s training split (parts `weights` and `architecture`) as augmented,
+    shuffled loaders."""
     if dataset == "imagenet":
         raise NasReproError("TAS search on ImageNet is not supported: the official code has no ImageNet search "
                             "(tas.md §6 #4); retrain the released shapes (archs/ImageNet-ResNet*V1.yaml) instead")
-    ds = data.load_dataset(dataset, root=data_root)
-    weights = recipe.weights
-    record: dict[str, Any] = {"dataset": dataset}
-    x, y = training_subset(dataset, ds.train_x, ds.train_y, weights.train_subset, record)
-    split_seed = recipe.tas.split_seed
-    first, second = data.split_halves(y, seed=split_seed)
-    record["search_split"] = data.SplitRecord.create(
-        dataset, split_seed, {"weights": len(first), "architecture": len(second)}, first, second).to_dict()
-    common = dict(mean=ds.mean, std=ds.std, device=device, channels_last=True, shuffle=True, drop_last=True,
-                  augment=data.Augmentation.from_dict(weights.augment))
-    train_loader = data.TensorLoader(x[first], y[first], weights.batch_size, seed=seed, **common)
-    valid_loader = data.TensorLoader(x[second], y[second], weights.batch_size, seed=seed + 1, **common)
-    return SearchData(train_loader, valid_loader, ds.num_classes, ds.input_size, record)
+    return run_data(dataset, recipe.weights, seed, device, data_root, Halves(recipe.tas.split_seed), evaluate=None)
 
 
 def super_net(base_spec: dict[str, Any], recipe: SearchRecipe, num_classes: int,
@@ -83,7 +60,7 @@ def super_net(base_spec: dict[str, Any], recipe: SearchRecipe, num_classes: int,
 
 
 class TASSearch:
-    def __init__(self, net: TASResNet, recipe: SearchRecipe, data: SearchData, *, out_dir: str | Path,
+    def __init__(self, net: TASResNet, recipe: SearchRecipe, data: RunData, *, out_dir: str | Path,
                  seed: int, device: torch.device | str = "cpu", record: dict[str, Any] | None = None) -> None:
         self.loop = EpochLoop(out_dir, FILES, seed=seed, epochs=recipe.weights.epochs, device=device)
         self.device = self.loop.device
@@ -130,17 +107,18 @@ class TASSearch:
     # -- search ---------------------------------------------------------------------------------
     def run_epoch(self, epoch: int, loop: EpochLoop) -> dict[str, Any]:
         """One epoch of alternating steps (the loop has seeded it from (seed, epoch))."""
-        for loader in (self.data.train_loader, self.data.valid_loader):
+        weights_half, architecture_half = self.data.loaders["weights"], self.data.loaders["architecture"]
+        for loader in (weights_half, architecture_half):
             loader.set_epoch(epoch)
         weights, tas = self.recipe.weights, self.recipe.tas
         tau = tau_at(epoch, weights.epochs, tas.tau_max, tas.tau_min, tas.tau_schedule)
-        steps = min(len(self.data.train_loader), len(self.data.valid_loader))
+        steps = min(len(weights_half), len(architecture_half))
         if steps == 0:
             raise NasReproError(f"search recipe batch_size {weights.batch_size} is larger than half the training "
                                 "set: lower 'batch_size' or raise 'train_subset'")
         sums: dict[str, float] = {}
         start = time.perf_counter()
-        for step, (train_batch, valid_batch) in enumerate(zip(self.data.train_loader, self.data.valid_loader)):
+        for step, (train_batch, valid_batch) in enumerate(zip(weights_half, architecture_half)):
             lr = loop.set_lr(weights, self.w_opt, epoch, step, steps)
             out = search_step(self.net, self.w_opt, self.a_opt, train_batch, valid_batch, tau, self.target_macs,
                               self.tolerance_macs, tas.flop_weight, tas.paper_tolerance)

@@ -239,7 +239,7 @@ def load_replication(root: str | Path) -> Replication:
     published = load_published(csv_path)
     replication = Replication(
         root=root,
-        paper=raw["paper"],
+        paper=root.resolve().name,  # the folder names the paper: a copied folder is a new replication
         title=raw["title"],
         accuracy_scales=tuple(raw["accuracy_scales"]),
         accuracy_tolerance=raw["tolerances"]["accuracy"],

@@ -22,7 +22,12 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def count_top1(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """How many argmax predictions equal the label (a device tensor: no synchronisation)."""
-    return (logits.argmax(1) == target).sum()
+    return (logits.detach().argmax(1) == target).sum()
+
+
+def top1_percent(logits: torch.Tensor, target: torch.Tensor) -> float:
+    """Top-1 accuracy of one batch in percent (the one place every loop counts it)."""
+    return 100.0 * count_top1(logits, target).item() / max(target.numel(), 1)
 
 
 class ImageClassification(Task):

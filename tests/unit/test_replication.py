@@ -22,12 +22,12 @@ HEADER = "table,dataset,model,metric,value,unit,source,note\n"
 
 def write_replication(tmp_path: Path, published: str, **overrides) -> Path:
     """A one-experiment replication (ResNet-20 on CIFAR-10) in tmp_path."""
-    root = tmp_path / "rep"
+    root = tmp_path / "toy"  # the folder names the paper
     (root / "archs").mkdir(parents=True)
     shutil.copy(ROOT / "replications/baselines/archs/resnet20-cifar.yaml", root / "archs/resnet20-cifar.yaml")
     (root / "published.csv").write_text(HEADER + published)
     manifest = {
-        "paper": "toy", "title": "toy",
+        "title": "toy",
         "datasets": {"cifar10": {"smoke": "fashion-mnist", "reduced": "cifar10", "paper": "cifar10"}},
         "recipes": {"r": {"smoke": {"epochs": 1}, "reduced": {"epochs": 2}, "paper": {"epochs": 3}}},
         "experiments": {"r20": {"arch": "resnet20-cifar", "dataset": "cifar10", "recipe": "r",
@@ -372,7 +372,7 @@ def test_a_searched_shape_outside_the_search_tolerance_is_not_reproduced(tmp_pat
 # -- schema errors as one line naming the key and the fix ------------------------------------------
 @pytest.mark.parametrize("change, message", [
     (lambda m: m.update(experimnts=m.pop("experiments")),
-     "unknown key 'experimnts' at the top level (did you mean 'experiments'?); allowed: paper, title, accuracy_scales, "
+     "unknown key 'experimnts' at the top level (did you mean 'experiments'?); allowed: title, accuracy_scales, "
      "tolerances, seeds, datasets, recipes, search_scales, search_recipes, searches, experiments; keys starting with "
      "x- hold YAML anchors"),
     (lambda m: m["experiments"]["r20"].update(scale=["smoke"]),
@@ -392,7 +392,7 @@ def test_a_searched_shape_outside_the_search_tolerance_is_not_reproduced(tmp_pat
     (lambda m: m.pop("title"), "key 'title' is missing at the top level; add it"),
 ])
 def test_schema_errors_name_the_key_and_the_fix(tmp_path, change, message):
-    manifest = {"paper": "toy", "title": "toy", "tolerances": {},
+    manifest = {"title": "toy", "tolerances": {},
                 "datasets": {"cifar10": {"smoke": "fashion-mnist", "reduced": "cifar10", "paper": "cifar10"}},
                 "recipes": {"r": {"smoke": {"epochs": 1}, "reduced": {"epochs": 2}, "paper": {"epochs": 3}}},
                 "experiments": {"r20": {"arch": "resnet20-cifar", "dataset": "cifar10", "recipe": "r",
@@ -441,3 +441,11 @@ def test_a_manifest_error_is_one_line_on_the_command_line(tmp_path, capsys):
     _, err = capsys.readouterr()
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith(f"nasrepro recipe: error: {root / 'replication.yaml'}: unknown key 'experimnts' at the top level")
+
+
+def test_the_folder_names_the_paper(tmp_path):
+    """A copied replication folder is a new replication: its tables carry the copy's name."""
+    copy = tmp_path / "anyname"
+    shutil.copytree(ROOT / "replications/baselines", copy)
+    assert load_replication(copy).paper == "anyname"
+    assert load_replication(ROOT / "replications/baselines").paper == "baselines"

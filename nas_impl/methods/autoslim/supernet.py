@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from nas_impl.methods.autoslim.slimmable import make_slimmable, recalibrate_bn, set_widths
 from nas_impl.methods.autoslim.space import ChannelSpace
 from nas_impl.models import build_model
+from nas_impl.tasks.image import count_top1, top1_percent
 from nas_impl.training.losses import classification_loss
 
 Config = tuple[int, ...]
@@ -69,7 +70,7 @@ def sandwich_step(model: SlimmableNet, optimizer: torch.optim.Optimizer, batch: 
         if i < 2:
             name = "largest" if i == 0 else "smallest"
             out[f"loss_{name}"] = float(loss.detach())
-            out[f"top1_{name}"] = 100.0 * float((logits.argmax(1) == y).float().mean())
+            out[f"top1_{name}"] = top1_percent(logits, y)
     optimizer.step()
     model.set_config(model.space.largest())
     return out
@@ -79,7 +80,7 @@ def sandwich_step(model: SlimmableNet, optimizer: torch.optim.Optimizer, batch: 
 def accuracy(model: SlimmableNet, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
     correct = total = 0
     for x, y in batches:
-        correct += int((model(x).argmax(1) == y).sum())
+        correct += int(count_top1(model(x), y))
         total += len(y)
     return 100.0 * correct / total
 

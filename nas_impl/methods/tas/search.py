@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from nas_impl.methods.tas.flops import argmax_macs, expected_macs
 from nas_impl.methods.tas.loss import arch_loss
 from nas_impl.methods.tas.search_net import TASResNet
+from nas_impl.tasks.image import top1_percent
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -58,10 +59,6 @@ def search_step(net: TASResNet, w_opt: torch.optim.Optimizer, a_opt: torch.optim
         "expected_macs": expected.item(),
         "argmax_macs": float(current),
         "tau": tau,
-        "train_top1": _top1(logits, y),
-        "valid_top1": _top1(valid_logits, yv),
+        "train_top1": top1_percent(logits, y),
+        "valid_top1": top1_percent(valid_logits, yv),
     }
-
-
-def _top1(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    return 100.0 * (logits.detach().argmax(1) == labels).float().mean().item()

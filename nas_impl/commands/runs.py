@@ -100,20 +100,24 @@ def archs(args: argparse.Namespace) -> dict:
 
 
 def _experiment_spec(experiment, source: str | Path) -> dict[str, Any]:
-    from nas_impl.data import dataset_info
+    """The experiment's spec fitted to its paper dataset (image head and stem, or vocabulary)."""
     from nas_impl.models import normalize_spec
+    from nas_impl.tasks import task_for_dataset
 
-    info = dataset_info(experiment.dataset)
-    spec = source if experiment.search_target is None else searched_target_spec(Path(source), experiment.search_target)
-    return normalize_spec(spec, num_classes=info.num_classes, in_channels=info.channels)
+    task = task_for_dataset(experiment.dataset)
+    raw = source if experiment.search_target is None else searched_target_spec(Path(source), experiment.search_target)
+    spec = task.check_network(normalize_spec(raw), f"experiment '{experiment.name}' ({source})", experiment.dataset)
+    classes, input_size = task.dataset_shape(experiment.dataset, spec)
+    return normalize_spec(task.adapt_spec(spec, classes, input_size)[0])
 
 
 def _arch_metrics(spec: dict[str, Any], dataset: str, origin: str) -> dict[str, Any]:
     """What `nasrepro metrics SPEC --dataset DATASET` reports (params, MACs, memory)."""
-    from nas_impl.data import dataset_info
     from nas_impl.runs import architecture_metrics
+    from nas_impl.tasks import task_for_dataset
 
-    return architecture_metrics(spec, dataset_info(dataset).input_size, origin, dataset)
+    input_size = task_for_dataset(dataset).dataset_shape(dataset, spec)[1]
+    return architecture_metrics(spec, input_size, origin, dataset)
 
 
 def searched_target_spec(search_json: Path, target: str) -> dict[str, Any]:
@@ -271,15 +275,15 @@ def evaluate(args: argparse.Namespace) -> dict:
 
 
 def metrics(args: argparse.Namespace) -> dict:
-    """At the spec's natural input (CIFAR families 32x32, ImageNet families 224x224) unless --dataset or
-    --input-size says otherwise."""
-    from nas_impl.data import dataset_info
+    """At the spec's natural input (CIFAR families 32x32, ImageNet families 224x224, a language model's
+    token window) unless --dataset or --input-size says otherwise."""
     from nas_impl.metrics import measure_latency
-    from nas_impl.models import build_model, natural_input
+    from nas_impl.models import build_model, natural_input, normalize_spec
     from nas_impl.runs import architecture_metrics, parse_input_size, resolve_device
+    from nas_impl.tasks import task_for_dataset
 
     if args.dataset:
-        input_size = dataset_info(args.dataset).input_size
+        input_size = task_for_dataset(args.dataset).dataset_shape(args.dataset, normalize_spec(args.spec))[1]
     elif args.input_size:
         input_size = parse_input_size(args.input_size)
     else:

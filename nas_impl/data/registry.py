@@ -80,6 +80,8 @@ _READERS: dict[str, Callable[[Path], ImageDataset]] = {
 
 # Text datasets: known to `nasrepro prepare-data` (it verifies them), but not image datasets.
 TEXT_DATASETS = {"ptb": "Penn Treebank"}
+# Their vocabulary sizes (a language model's output classes), known without reading them.
+TEXT_VOCABULARY = {"ptb": 10_000}
 
 
 def dataset_info(name: str) -> DatasetInfo:

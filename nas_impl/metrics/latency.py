@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from nas_impl.metrics.macs import model_device_dtype
+from nas_impl.metrics.macs import example_input, model_device_dtype
 
 
 def device_name(device: torch.device | str) -> str:
@@ -39,11 +39,13 @@ def measure_latency(model: nn.Module, input_size: Sequence[int], batch_size: int
                     device: torch.device | str | None = None, min_run_time: float = 1.0,
                     threads: int | None = None, warmup: int = 3) -> dict[str, Any]:
     """Median and interquartile range of the forward-pass time, in milliseconds."""
-    own_device, dtype = model_device_dtype(model)
+    own_device = model_device_dtype(model)[0]
     device = torch.device(device) if device is not None else own_device
     net = model if device == own_device else copy.deepcopy(model).to(device)
     threads = threads or torch.get_num_threads()
-    x = torch.randn(batch_size, *input_size, device=device, dtype=dtype)
+    x = example_input(net, input_size, batch_size)
+    if x.is_floating_point():
+        x = torch.randn_like(x)
 
     @torch.no_grad()
     def forward() -> None:

@@ -6,8 +6,9 @@ metrics), converted to the row's unit, and judged:
 
 - architecture metrics (MACs, params, memory) are deterministic functions of the architecture,
   so they are compared at every scale, within `tolerances.architecture` (relative);
-- accuracy is compared only at the scales in `accuracy_scales` and only when the run used the
-  paper's dataset; elsewhere the verdict is "not comparable at this scale";
+- accuracy (within `tolerances.accuracy`, points) and a language model's perplexity (within
+  `tolerances.perplexity`, relative) are compared only at the scales in `accuracy_scales` and only
+  when the run used the paper's dataset; elsewhere the verdict is "not comparable at this scale";
 - latency depends on the hardware and is never judged against the paper's device;
 - a row nobody claims, or whose results are missing, is "not run".
 Every tolerance also allows for the rounding of the published figure (PublishedRow.rounding).
@@ -26,9 +27,10 @@ import pandas as pd
 from nas_impl.errors import NasReproError
 from nas_impl.replication.manifest import Replication
 from nas_impl.replication.published import (
-    ACCURACY_METRICS,
     ARCHITECTURE_METRICS,
+    QUALITY_METRICS,
     RELATIVE_METRICS,
+    RELATIVE_QUALITY_METRICS,
     UNITS,
     PublishedRow,
 )
@@ -107,8 +109,10 @@ def judge(row: PublishedRow, values: list[float], run_dataset: str | None, scale
         if row.other_count or (searched and scale not in rep.search_scales):
             out["verdict"] = NOT_COMPARABLE
             return out
-    elif row.metric in ACCURACY_METRICS:
-        out["tolerance"] = max(rep.accuracy_tolerance, row.rounding)
+    elif row.metric in QUALITY_METRICS:
+        relative = row.metric in RELATIVE_QUALITY_METRICS
+        out["tolerance"] = max(rep.perplexity_tolerance * abs(row.value) if relative else rep.accuracy_tolerance,
+                               row.rounding)
         if scale not in rep.accuracy_scales or run_dataset != row.dataset:
             out["verdict"] = NOT_COMPARABLE
             return out
@@ -122,8 +126,9 @@ def judge(row: PublishedRow, values: list[float], run_dataset: str | None, scale
 def _not_comparable(row: PublishedRow, run_dataset: str | None, scale: str, searched: bool) -> tuple[str, str]:
     """(reason, note) of a row that is reported but not judged: the reason in words shared by many
     rows (the report counts rows per reason), the note with this row's particulars."""
-    if row.metric in ACCURACY_METRICS:
-        return (f"accuracy at {scale} scale or on another dataset",
+    if row.metric in QUALITY_METRICS:
+        return (f"{'perplexity' if row.metric in RELATIVE_QUALITY_METRICS else 'accuracy'} at {scale} scale or on "
+                "another dataset",
                 f"{scale} scale: trained on {run_dataset}, the paper on {row.dataset}")
     if row.other_count:
         return "the source counts another way", "the source counts differently (see the note); reported, not judged"

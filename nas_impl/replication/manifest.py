@@ -75,6 +75,7 @@ class Replication:
     accuracy_tolerance: float
     architecture_tolerance: float
     search_tolerance: float
+    perplexity_tolerance: float
     seeds: dict[str, list[int]]
     datasets: dict[str, dict[str, str]]
     recipes: dict[str, dict[str, dict[str, Any]]]
@@ -245,6 +246,7 @@ def load_replication(root: str | Path) -> Replication:
         accuracy_tolerance=raw["tolerances"]["accuracy"],
         architecture_tolerance=raw["tolerances"]["architecture"],
         search_tolerance=raw["tolerances"]["search"],
+        perplexity_tolerance=raw["tolerances"]["perplexity"],
         seeds={scale: raw["seeds"].get(scale, DEFAULT_SEEDS[scale]) for scale in SCALES},
         datasets=raw["datasets"],
         recipes=raw["recipes"],

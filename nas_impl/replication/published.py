@@ -24,7 +24,11 @@ ARCHITECTURE_METRICS = {"macs", "params", "params_no_norm", "peak_activation_mb"
 # acc_drop / top5_drop = baseline top-1 / top-5 minus this top-1 / top-5 (points);
 # macs_reduction = 100 * (1 - MACs / baseline MACs).
 RELATIVE_METRICS = {"acc_drop", "top5_drop", "macs_reduction"}
-METRICS = ACCURACY_METRICS | ARCHITECTURE_METRICS | {"latency_ms", "ppl"}
+# What a trained network is judged by: accuracy (absolute tolerance, in points) and a language
+# model's perplexity (relative tolerance: `tolerances.perplexity` of the published value).
+RELATIVE_QUALITY_METRICS = {"ppl"}
+QUALITY_METRICS = ACCURACY_METRICS | RELATIVE_QUALITY_METRICS
+METRICS = QUALITY_METRICS | ARCHITECTURE_METRICS | {"latency_ms"}
 UNITS_OF = {**{m: {"%"} for m in ACCURACY_METRICS}, "macs": {"K", "M", "G", "count"}, "params": {"K", "M", "count"},
             "params_no_norm": {"K", "M", "count"}, "peak_activation_mb": {"MB"}, "memory_mb": {"MB"},
             "latency_ms": {"ms"}, "ppl": {"count"}, "macs_reduction": {"%"}}

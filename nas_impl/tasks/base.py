@@ -38,6 +38,10 @@ class Task(abc.ABC):
                                 f"'{dataset}' is a {self.name} task: pick a {self.name} family")
         return spec
 
+    @abc.abstractmethod
+    def dataset_shape(self, dataset: str, spec: dict[str, Any]) -> tuple[int, tuple[int, ...]]:
+        """(classes, input size) of `dataset` as the spec's network sees it, without reading the data."""
+
     def window(self, natural_input: Sequence[int]) -> int | None:
         """Tokens per window for a sequence task (the network's natural input); None for images."""
         return None

@@ -38,6 +38,12 @@ class ImageClassification(Task):
     unit = "images"
     splits = ("test", "train")
 
+    def dataset_shape(self, dataset: str, spec: dict[str, Any]) -> tuple[int, tuple[int, ...]]:
+        from nas_impl.data import dataset_info
+
+        info = dataset_info(dataset)
+        return info.num_classes, info.input_size
+
     def adapt_spec(self, spec: dict[str, Any], num_classes: int,
                    input_size: Sequence[int]) -> tuple[dict[str, Any], dict[str, Any]]:
         from nas_impl.runs import adapt_spec

@@ -61,6 +61,12 @@ class LanguageModelling(Task):
     unit = "tokens"
     splits = ("test", "valid", "train")
 
+    def dataset_shape(self, dataset: str, spec: dict[str, Any]) -> tuple[int, tuple[int, ...]]:
+        from nas_impl.data.registry import TEXT_VOCABULARY
+        from nas_impl.models import natural_input
+
+        return TEXT_VOCABULARY[dataset], natural_input(spec)
+
     def window(self, natural_input: Sequence[int]) -> int | None:
         return natural_input[0]
 

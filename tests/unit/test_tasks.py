@@ -141,3 +141,41 @@ def test_a_language_model_refuses_an_image_dataset_and_the_reverse(tmp_path, cap
     assert main(["train", "--arch", "resnet20-cifar", "--recipe", str(recipe), "--dataset", "ptb",
                  "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
     assert "is a image-classification network, but dataset 'ptb'" in capsys.readouterr().err
+
+
+def test_a_language_model_experiment_goes_through_archs_and_compare(tmp_path, capsys):
+    """A replication with a Penn Treebank experiment: `archs` fits the spec to the vocabulary and
+    counts it on its token window; `compare` judges a ppl row from eval.json."""
+    import csv
+    import json
+
+    import yaml
+
+    from nas_impl.cli import main
+
+    root = tmp_path / "lm"
+    (root / "archs").mkdir(parents=True)
+    (root / "archs/lstm.yaml").write_text(yaml.safe_dump({"family": "lstm-lm", "vocab_size": 50, "seq_len": 35}))
+    (root / "published.csv").write_text("table,dataset,model,metric,value,unit,source,note\n"
+                                        "t,ptb,LSTM,ppl,114.5,count,a toy row for this test,\n")
+    manifest = {"title": "toy LM", "datasets": {"ptb": {"smoke": "ptb", "reduced": "ptb", "paper": "ptb"}},
+                "accuracy_scales": ["smoke"], "tolerances": {"accuracy": 1.0},
+                "recipes": {"r": {"smoke": {"epochs": 1}, "reduced": {"epochs": 1}, "paper": {"epochs": 1}}},
+                "experiments": {"lstm": {"arch": "lstm", "dataset": "ptb", "recipe": "r",
+                                         "claims": [{"table": "t", "model": "LSTM"}]}}}
+    (root / "replication.yaml").write_text(yaml.safe_dump(manifest))
+    results = tmp_path / "results"
+    assert main(["archs", "--replication", str(root), "--results", str(results), "--experiment", "lstm",
+                 "--seed", "0"]) == 0, capsys.readouterr().err
+    run = results / "lstm/seed0"
+    spec = yaml.safe_load((run / "arch.yaml").read_text())
+    assert spec["vocab_size"] == 10_000  # fitted to Penn Treebank's vocabulary
+    measured = json.loads((run / "arch_metrics.json").read_text())
+    assert measured["input_size"] == [35] and measured["macs"] == 35 * (2 * 4 * 200 * 400 + 200 * 10_000)
+    (run / "eval.json").write_text(json.dumps({"ppl": 115.0, "loss": math.log(115.0), "dataset": "ptb"}))
+    capsys.readouterr()
+    assert main(["compare", "--replication", str(root), "--results", str(results), "--scale", "smoke",
+                 "--out-dir", str(tmp_path / "tables")]) == 0, capsys.readouterr().err
+    row = next(csv.DictReader((tmp_path / "tables/t.csv").open()))
+    assert (row["paper"], row["metric"], float(row["reproduced_mean"])) == ("lm", "ppl", 115.0)
+    assert row["verdict"] == "reproduced"  # |115.0 - 114.5| within the 1.0 tolerance

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from nas_impl.methods import method_info
 from nas_impl.replication import load_replication
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,8 +43,8 @@ def test_lint_is_clean():
     assert "Congratulations, your workflow is in a good condition" in result.stdout + result.stderr, result.stdout
 
 
-SEARCH_RULES = {"tas": ["tas_search"], "autoslim": ["autoslim_supernet", "autoslim_slim"]}
-SEARCH_RULES_ALL = [rule for rules in SEARCH_RULES.values() for rule in rules]
+# Every method's stages run through two generic rules: `search_stage` (earlier stages), `search` (the last).
+SEARCH_RULES_ALL = ["search_stage", "search"]
 
 
 def expected_jobs(scale: str, papers: list[str] = PAPERS) -> dict[str, int]:
@@ -64,8 +65,9 @@ def expected_jobs(scale: str, papers: list[str] = PAPERS) -> dict[str, int]:
         counts["train"] += len(trained) * n_seeds
         counts["recipe"] += len({e.recipe for e in trained})
         for search in searches:
-            for rule in SEARCH_RULES[rep.searches[search].method]:
-                counts[rule] += n_seeds
+            stages = method_info(rep.searches[search].method).stages
+            counts["search"] += n_seeds
+            counts["search_stage"] += (len(stages) - 1) * n_seeds
         counts["search_recipe"] += len(searches)
         counts["compare"] += len(rep.tables)
     return counts
@@ -85,7 +87,7 @@ def test_dry_run_contains_every_rule_of_the_chain(tmp_path, scale, profile):
     for rule in ("recipe", "search_recipe", *SEARCH_RULES_ALL):
         assert counts.get(rule, 0) == expected[rule], (rule, counts)
     assert counts["report"] == 1
-    assert set(CHAIN) <= set(counts) and counts["tas_search"] >= 1
+    assert set(CHAIN) <= set(counts) and counts["search"] >= 1
 
 
 def test_paper_scale_runs_three_seeds_of_every_table(tmp_path):
@@ -97,8 +99,8 @@ def test_paper_scale_runs_three_seeds_of_every_table(tmp_path):
     # at 0.5x and 0.3x, MobileNetV2 also at 88M); 4 ImageNet networks at default width, the 13 released
     # configurations and the 13 shapes searched at the released targets.
     assert counts["train"] == (14 + 5 * 2 * 4 + 2 * 2) * 3 + (3 + 7 + 4 + 13 + 13)
-    assert counts["tas_search"] == 5 * 2 * 3
-    assert counts["autoslim_supernet"] == counts["autoslim_slim"] == 3 + 4
+    assert counts["search"] == 5 * 2 * 3 + 3 + 4  # TAS: one stage; AutoSlim: supernet (search_stage), then slim
+    assert counts["search_stage"] == 3 + 4
     assert counts["prepare_data"] == 3  # cifar10, cifar100, imagenet
 
 
@@ -165,7 +167,7 @@ def test_tas_chain_end_to_end(tmp_path):
     snakemake("--cores", "2", "--directory", str(tmp_path), "--config", *TAS_TINY)
     tas = tmp_path / "results/smoke/tas"
     search = json.loads((tas / "search/tas-C010-ResNet20/seed0/search.json").read_text())
-    assert search["epochs"] == 1 and search["record"]["search_split"]["sizes"] == {"weights": 128, "architecture": 128}
+    assert search["details"]["epochs"] == 1 and search["record"]["search_split"]["sizes"] == {"weights": 128, "architecture": 128}
     kd = json.loads((tas / "searched-C010-ResNet20-kd/seed0/metrics.json").read_text())
     assert kd["recipe"]["distill"] == {"teacher": "results/smoke/tas/ResNet20-C10/seed0/checkpoint.pt",
                                        "temperature": 4.0, "alpha": 0.9}
@@ -202,7 +204,7 @@ def test_autoslim_chain_end_to_end(tmp_path):
     search_dir = autoslim / "search/autoslim-MBv2x0.35-C10/seed0"
     search = json.loads((search_dir / "search.json").read_text())
     found = search["targets"]["0.5x"]
-    assert found["macs"] <= 0.5 * search["base_macs"] < found["previous_macs"]
+    assert found["macs"] <= 0.5 * search["base_macs"] < found["details"]["previous_macs"]
     assert (search_dir / "supernet.pt").is_file() and (search_dir / "slim_log.csv").is_file()
     slimmed = json.loads((autoslim / "AutoSlim-MBv2x0.35-C10-0.5x/seed0/metrics.json").read_text())
     default = json.loads((autoslim / "MBv2x0.35-C10/seed0/metrics.json").read_text())
@@ -247,7 +249,7 @@ def test_a_manifest_sets_the_resources_of_its_jobs(tmp_path):
                              "experiments=[searched-C010-ResNet20-kd]"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = result.stdout.split("\n\n")
-    search = next(j for j in jobs if "rule tas_search:" in j and "seed0" in j)
+    search = next(j for j in jobs if "rule search:" in j and "seed0" in j)
     train = next(j for j in jobs if "rule train:" in j)
     assert "gpu=4" in search and "runtime=999" in search
     assert "gpu=1" in train and "runtime=10080" in train

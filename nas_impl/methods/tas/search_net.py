@@ -1,15 +1,17 @@
-"""TAS's width/depth super-network over a CIFAR ResNet (search mode only).
+"""TAS's width/depth super-network over a CIFAR ResNet (search mode only), as the official
+`SearchCifarResNet.py` computes it (AutoDL-Projects f46486e).
 
-Every conv computes its maximum number of output channels. Per forward, each conv samples two
-distinct candidate widths from a Gumbel-softmax over its width logits; each candidate is the
-conv output truncated to that width, normalised by that width's own BN and CWI-resized back to
-the maximum width, and the two are mixed with their re-normalised Gumbel weights. Each stage
-mixes the outputs after every candidate exit block with Gumbel-softmax depth probabilities.
-Feature maps therefore always have the stage's maximum width, so residual adds and later convs
-see fixed shapes.
-
-The super-net's shortcut convs (strided, or where the maximum widths differ) are not searched:
-they run at full width, like the 1x1 shortcuts that the inferred network adds.
+Per forward, each conv samples `samples` (2) distinct candidate widths from a Gumbel-softmax over
+its width logits. The conv reads whatever width its input has (the official code zero-pads the
+input to the weight's width; slicing the weight is the same product), each candidate is the conv
+output truncated to that width and normalised by that width's own BN, and the candidates are
+CWI-resized to the larger of them and mixed with their re-normalised Gumbel weights (paper Eq. 4).
+A narrow choice therefore reaches every later layer as a narrow feature map. A block's shortcut
+conv (strided: 2x2 average pool first) uses the widths and weights sampled for the block's last
+conv, with its own per-width BNs, so it is pruned with the block output; residual adds of
+different widths add the narrower map into the first channels of the wider (`additive`). Each
+stage mixes its candidate exits, CWI-resized to the widest, with Gumbel-softmax depth
+probabilities; the classifier reads the first columns of its weight.
 """
 
 from __future__ import annotations
@@ -43,24 +45,41 @@ def sample_widths(logits: torch.Tensor, tau: float, generator: torch.Generator |
     return idx, F.softmax(z[idx], dim=-1)
 
 
-class WidthConv(nn.Module):
-    """A conv at maximum width with one BN per candidate width; `row` = its width-logit row."""
+def additive(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a + b over their shared first channels; the wider one's other channels pass unchanged."""
+    if a.shape[1] == b.shape[1]:
+        return a + b
+    wide, narrow = (a, b) if a.shape[1] > b.shape[1] else (b, a)
+    c = narrow.shape[1]
+    return torch.cat([wide[:, :c] + narrow, wide[:, c:]], dim=1)
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, row: int) -> None:
+
+class WidthConv(nn.Module):
+    """A conv with one BN per candidate output width; `row` = its width-logit row. `pool`: a 2x2
+    average pool before a stride-1 conv (TAS's strided shortcut)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, row: int, pool: bool = False) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False)
+        self.pool = nn.AvgPool2d(2) if pool else None
+        self.conv = nn.Conv2d(cin, cout, kernel, 1 if pool else stride, kernel // 2, bias=False)
         self.choices = width_choices(cout)
         self.bns = nn.ModuleList(nn.BatchNorm2d(c) for c in self.choices)
         self.cin, self.cout, self.kernel, self.stride, self.row = cin, cout, kernel, stride, row
 
-    def forward(self, x: torch.Tensor, logits: torch.Tensor, tau: float,
-                generator: torch.Generator | None) -> torch.Tensor:
-        y = self.conv(x)
-        idx, weights = sample_widths(logits[: len(self.choices)], tau, generator)
+    def sample(self, logits: torch.Tensor, tau: float, generator: torch.Generator | None,
+               k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return sample_widths(logits[: len(self.choices)], tau, generator, k)
+
+    def forward(self, x: torch.Tensor, idx: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        if self.pool is not None:
+            x = self.pool(x)
+        widths = [self.choices[k] for k in idx.tolist()]
+        top = max(widths)
+        weight = self.conv.weight[:top, : x.shape[1]]  # the input's width: zero padding, without the zeros
+        y = F.conv2d(x, weight, None, self.conv.stride, self.conv.padding)
         out = 0
-        for i, k in enumerate(idx.tolist()):
-            width = self.choices[k]
-            out = out + weights[i] * cwi(self.bns[k](y[:, :width]), self.cout)
+        for i, (k, width) in enumerate(zip(idx.tolist(), widths)):
+            out = out + weights[i] * cwi(self.bns[k](y[:, :width]), top)
         return out
 
 
@@ -76,20 +95,20 @@ class SearchBlock(nn.Module):
             shapes = [(cin, width, 1, 1), (width, width, 3, stride), (width, width * expansion, 1, 1)]
         self.convs = nn.ModuleList(WidthConv(*s, row=first_row + i) for i, s in enumerate(shapes))
         cout = shapes[-1][1]
-        self.shortcut: nn.Module | None = None
-        if stride > 1 or cin != cout:
-            pool = [nn.AvgPool2d(stride)] if stride > 1 else []
-            self.shortcut = nn.Sequential(*pool, nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.shortcut: WidthConv | None = None
+        if stride > 1 or cin != cout:  # searched with the block's last conv (its row, its samples)
+            self.shortcut = WidthConv(cin, cout, 1, stride, row=first_row + len(shapes) - 1, pool=stride > 1)
         self.stride, self.cin, self.cout, self.block_relu = stride, cin, cout, block_relu
 
     def forward(self, x: torch.Tensor, width_logits: torch.Tensor, tau: float,
-                generator: torch.Generator | None) -> torch.Tensor:
+                generator: torch.Generator | None, samples: int = 2) -> torch.Tensor:
         out = x
         for i, conv in enumerate(self.convs):
-            out = conv(out, width_logits[conv.row], tau, generator)
+            idx, weights = conv.sample(width_logits[conv.row], tau, generator, samples)
+            out = conv(out, idx, weights)
             if i < len(self.convs) - 1:
                 out = F.relu(out)
-        out = out + (x if self.shortcut is None else self.shortcut(x))
+        out = additive(x if self.shortcut is None else self.shortcut(x, idx, weights), out)
         # The paper-time code omitted this ReLU (tas.md §6 #1, fixed in AutoDL-Projects 076f9c2).
         return F.relu(out) if self.block_relu else out
 
@@ -97,16 +116,20 @@ class SearchBlock(nn.Module):
 class TASResNet(nn.Module):
     """Super-network of a CIFAR ResNet of `depth` (base width 16) for TAS's search.
 
-    `image_size` (H, W) is the input resolution that `flops.expected_macs` counts at.
+    `image_size` (H, W) is the input resolution that `flops.expected_macs` counts at; `samples`,
+    the candidate widths each conv mixes (2 in TAS; 1 makes a one-hot search network compute
+    exactly its derived network).
     """
 
     def __init__(self, depth: int = 20, block: str = "basic", num_classes: int = 10, in_channels: int = 3,
-                 expansion: int = 4, block_relu: bool = True, image_size: tuple[int, int] = (32, 32)) -> None:
+                 expansion: int = 4, block_relu: bool = True, image_size: tuple[int, int] = (32, 32),
+                 samples: int = 2) -> None:
         super().__init__()
         if block not in _DIVISOR or depth <= 2 or (depth - 2) % _DIVISOR[block]:
             raise ValueError(f"invalid depth {depth} for {block} blocks")
         self.depth, self.block, self.num_classes, self.in_channels = depth, block, num_classes, in_channels
         self.image_size = tuple(image_size)
+        self.samples = samples
         n = (depth - 2) // _DIVISOR[block]
         self.stage_depths = [n, n, n]
         self.depth_choices = depth_choices(n)
@@ -128,7 +151,8 @@ class TASResNet(nn.Module):
         self.depth_logits = nn.Parameter(1e-2 * torch.randn(len(self.stages), len(self.depth_choices)))
 
     def width_convs(self) -> list[WidthConv]:
-        """Every searched conv in width-logit row order (stem, then block by block)."""
+        """Every searched conv in width-logit row order (stem, then block by block); shortcuts share
+        their block's last row."""
         return [self.stem] + [c for stage in self.stages for blk in stage for c in blk.convs]
 
     def arch_parameters(self) -> list[nn.Parameter]:
@@ -139,14 +163,15 @@ class TASResNet(nn.Module):
         return [p for p in self.parameters() if id(p) not in arch]
 
     def forward(self, x: torch.Tensor, tau: float, generator: torch.Generator | None = None) -> torch.Tensor:
-        x = F.relu(self.stem(x, self.width_logits[0], tau, generator))
+        x = F.relu(self.stem(x, *self.stem.sample(self.width_logits[0], tau, generator, self.samples)))
         for s, stage in enumerate(self.stages):
             probs = F.softmax(gumbel_logits(self.depth_logits[s], tau, generator), dim=-1)
             exits = []
             for b, blk in enumerate(stage):
-                x = blk(x, self.width_logits, tau, generator)
+                x = blk(x, self.width_logits, tau, generator, self.samples)
                 if b + 1 in self.depth_choices:
                     exits.append(x)
-            # Every exit of a stage already has the stage's maximum width: no CWI needed.
-            x = sum(p * out for p, out in zip(probs, exits))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+            widest = max(out.shape[1] for out in exits)
+            x = sum(p * cwi(out, widest) for p, out in zip(probs, exits))
+        features = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return F.linear(features, self.fc.weight[:, : features.shape[1]], self.fc.bias)

@@ -284,3 +284,41 @@ def test_imagenet_folders_split_into_supernet_and_scored_held_out_images(tmp_pat
     (x, y), = found.held_out
     assert x.shape == (3, 3, 224, 224) and sorted(y.tolist()) == [0, 1, 2]  # one per class
     assert found.num_classes == 1000 and len(CLASSES) == 3
+
+
+class _Oracle(nn.Module):
+    """A stand-in network whose held-out accuracy is known for every configuration: each width step
+    removed from group g costs `cost[g]` of the N held-out images (their predictions turn wrong)."""
+
+    def __init__(self, space: ChannelSpace, cost: list[int]) -> None:
+        super().__init__()
+        self.space, self.cost, self.config = space, cost, space.largest()
+
+    def set_config(self, config) -> None:
+        self.config = config
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        wrong = sum(c * (full - k) for c, full, k in zip(self.cost, self.space.largest(), self.config))
+        labels = x[:, 0].long()  # the images carry their labels; the first `wrong` are predicted wrong
+        predicted = torch.where(torch.arange(len(x)) < wrong, (labels + 1) % 10, labels)
+        return torch.nn.functional.one_hot(predicted, 10).float()
+
+
+def test_greedy_slimming_removes_the_step_that_costs_the_least_accuracy(resnet_space):
+    """The cheapest group is shrunk first, to its last width, then the next cheapest, and so on: the
+    answer is known by construction (a slimmer that always shrinks group 0 fails here)."""
+    groups = len(resnet_space.largest())
+    cost = [3 + 2 * ((g * 5 + 3) % groups) for g in range(groups)]  # distinct costs, group 0 not the cheapest
+    assert min(range(groups), key=cost.__getitem__) != 0
+    n = 2 * sum(c * k for c, k in zip(cost, resnet_space.largest()))
+    labels = torch.arange(n) % 10
+    batches = [(labels.float()[:, None].expand(n, 3).clone(), labels)]
+    oracle = _Oracle(resnet_space, cost)
+    smallest = resnet_space.macs(resnet_space.smallest())
+    result = greedy_slim(oracle, batches, [("all", smallest)])
+    expected = [g for g in sorted(range(groups), key=cost.__getitem__) for _ in range(resnet_space.largest()[g])]
+    assert [row["group"] for row in result.steps] == expected
+    wrong = 0
+    for row in result.steps:  # the recorded accuracy is the oracle's
+        wrong += cost[row["group"]]
+        assert row["held_out_top1"] == pytest.approx(100.0 * (n - wrong) / n)

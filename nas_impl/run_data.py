@@ -53,6 +53,11 @@ class Holdout:
     scored: int  # held-out images that score (AutoSlim's slimming candidates)
     batch_size: int
     channels_last_train: bool = True  # False where a CPU backward pass needs NCHW (AutoSlim's sliced convs)
+    # How the caller names it: the record's key, the training part, and the recipe keys of `scored`
+    # and `fraction` (for the error that names them).
+    record_key: str = "holdout_split"
+    train_part: str = "train"
+    keys: tuple[str, str] = ("scored", "fraction")
 
 
 SplitPlan = Whole | EvaluationOnly | Halves | Holdout
@@ -117,12 +122,13 @@ def _holdout(dataset: str, labels: torch.Tensor, plan: Holdout,
 
     train_idx, held_idx = data.holdout(labels, round(plan.fraction * len(labels)), seed=plan.split_seed)
     if plan.scored > len(held_idx):
-        raise NasReproError(f"search recipe key 'slim_images' = {plan.scored} exceeds the {len(held_idx)} "
-                            "held-out images: lower it or raise 'holdout'")
+        scored_key, fraction_key = plan.keys
+        raise NasReproError(f"search recipe key '{scored_key}' = {plan.scored} exceeds the {len(held_idx)} "
+                            f"held-out images: lower it or raise '{fraction_key}'")
     scored = held_idx[data.subset(labels[held_idx], plan.scored, seed=plan.split_seed)]
-    record["slim_split"] = data.SplitRecord.create(
-        dataset, plan.split_seed, {"supernet": len(train_idx), "held_out": len(held_idx), "scored": len(scored)},
-        train_idx, held_idx, scored).to_dict()
+    sizes = {plan.train_part: len(train_idx), "held_out": len(held_idx), "scored": len(scored)}
+    record[plan.record_key] = data.SplitRecord.create(dataset, plan.split_seed, sizes, train_idx, held_idx,
+                                                      scored).to_dict()
     return train_idx, scored
 
 

@@ -13,7 +13,7 @@ _WHERE = {
     "Distillation": "recipe", "Recipe": "recipe", "load_recipe": "recipe", "recipe_from_dict": "recipe",
     "lr_at": "schedule",
     "epoch_seed": "seeding", "seed_everything": "seeding",
-    "EvalResult": "trainer", "Trainer": "trainer", "evaluate": "trainer",
+    "Trainer": "trainer",
 }
 __all__ = sorted(_WHERE)
 __getattr__ = lazy_attributes(__name__, _WHERE)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from torch import nn
 
 from nas_impl.errors import NasReproError, TrainingDiverged
 from nas_impl.io import write_json_atomic
-from nas_impl.tasks import Task, get_task, task_of
+from nas_impl.tasks import Task, task_of
 from nas_impl.tasks.base import autocast
 from nas_impl.tasks.image import to_device
 from nas_impl.training.checkpoint import load_weights, model_from_checkpoint, require_keys
@@ -36,24 +35,6 @@ def run_files(task: Task) -> RunFiles:
     a run starts, so a run that dies never leaves an old result beside its own checkpoint)."""
     columns = ["epoch", "lr", *task.log_columns(), "epoch_s", f"{task.unit}_per_s"]
     return RunFiles(log="train_log.csv", log_columns=columns, results=("metrics.json",))
-
-
-LOG_COLUMNS = run_files(get_task("image-classification")).log_columns
-
-
-@dataclass
-class EvalResult:
-    loss: float
-    top1: float
-    top5: float
-    n: int
-
-
-def evaluate(model: nn.Module, loader: Iterable, device: torch.device, bf16: bool | None = None) -> EvalResult:
-    """Top-1/top-5 and loss of an image classifier over `loader`."""
-    bf16 = device.type == "cuda" if bf16 is None else bf16
-    out = get_task("image-classification").evaluate(model, loader, device, bf16)
-    return EvalResult(loss=out["loss"], top1=out["top1"], top5=out["top5"], n=out["n"])
 
 
 class Trainer:

@@ -40,7 +40,8 @@ def slim_data(dataset: str, recipe: SearchRecipe, seed: int, device: torch.devic
     transform) and kept on the device (the official code scores one batch of 2,048 ImageNet images)."""
     settings = recipe.autoslim
     plan = Holdout(settings.holdout, settings.split_seed, settings.slim_images, settings.slim_batch_size,
-                   channels_last_train=memory_format(device) == torch.channels_last)
+                   channels_last_train=memory_format(device) == torch.channels_last, record_key="slim_split",
+                   train_part="supernet", keys=("slim_images", "holdout"))
     data = run_data(dataset, recipe.weights, seed, device, data_root, plan, evaluate=None)
     train_loader = data.loaders["train"]
     if len(train_loader) == 0:

@@ -20,6 +20,7 @@ Every subset and split is recorded (`record`) with its fingerprint.
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,9 +169,10 @@ class TensorSource:
     def training_loader(self, idx: torch.Tensor, recipe: Recipe, seed: int, channels_last: bool = True) -> Any:
         from nas_impl import data
 
+        augment = data.Augmentation.from_dict(recipe.augment)
+        augment.check_on_device(f"dataset '{self.dataset}'")  # color_jitter, lighting: ImageNet only
         return self._loader(self.ds.train_x[idx], self.ds.train_y[idx], recipe.batch_size,
-                            augment=data.Augmentation.from_dict(recipe.augment), shuffle=True, drop_last=True,
-                            seed=seed, channels_last=channels_last)
+                            augment=augment, shuffle=True, drop_last=True, seed=seed, channels_last=channels_last)
 
     def fixed_loader(self, idx: torch.Tensor, batch_size: int, seed: int, split: str) -> Any:
         x, y = (self.ds.train_x, self.ds.train_y) if split == "train" else (self.ds.test_x, self.ds.test_y)
@@ -229,10 +231,19 @@ class FolderSource:
             return dataset
         return torch.utils.data.Subset(dataset, idx.tolist())
 
+    def training_set(self, recipe: Recipe) -> Any:
+        """The training folder with the recipe's training transform (its `augment`: ColorJitter and
+        Lighting where it sets them); it shares the listed files of `train_dataset`."""
+        from nas_impl import data
+
+        dataset = copy.copy(self.train_dataset())
+        dataset.transform = self.folders.train_transform(data.Augmentation.from_dict(recipe.augment))
+        return dataset
+
     def training_loader(self, idx: torch.Tensor, recipe: Recipe, seed: int, channels_last: bool = True) -> Any:
         from nas_impl import data
 
-        return data.make_loader(self._subset(self.train_dataset(), idx), recipe.batch_size, shuffle=True,
+        return data.make_loader(self._subset(self.training_set(recipe), idx), recipe.batch_size, shuffle=True,
                                 workers=self.workers, seed=seed, drop_last=True)
 
     def fixed_loader(self, idx: torch.Tensor, batch_size: int, seed: int, split: str) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from nas_impl.data.augment_spec import Augmentation
 from nas_impl.data.checksums import read_checksum_list, verify_file
 from nas_impl.data.paths import resolve_data_root
 from nas_impl.errors import DataError, describe_os_error
@@ -25,10 +26,59 @@ VAL_IMAGES = 50_000
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 CHECKSUM_FILE = "SHA256SUMS"
+# AlexNet-style lighting noise (Krizhevsky et al., NIPS 2012, Sec. 4.1): the principal components
+# of the ImageNet training pixels' RGB values (on the [0, 1] scale). These are the widely published
+# figures of fb.resnet.torch (datasets/imagenet.lua), which the TAS (xautodl/datasets/
+# get_dataset_with_transform.py) and AutoSlim (slimmable_networks utils/transforms.py) repositories
+# use too. PCA_EIGVEC's columns are the eigenvectors, its rows the R, G, B channels.
+PCA_EIGVAL = (0.2175, 0.0188, 0.0045)
+PCA_EIGVEC = (
+    (-0.5675, 0.7192, 0.4009),
+    (-0.5808, -0.0045, -0.8140),
+    (-0.5836, -0.6948, 0.4203),
+)
 # The extensions torchvision's ImageFolder accepts, so our counts match what it will load.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 HOW_TO_GET = ("Download ILSVRC2012 from https://image-net.org, extract the training tarballs into "
               "train/<wnid>/ and sort the validation images into val/<wnid>/ (one folder per class).")
+
+
+def lighting_shift(alpha: Any) -> tuple[float, float, float]:
+    """What PCA lighting adds to each of R, G, B for the eigenvector weights `alpha` (three
+    numbers): sum over k of eigvec[c][k] * alpha[k] * eigval[k]."""
+    return tuple(sum(PCA_EIGVEC[c][k] * float(alpha[k]) * PCA_EIGVAL[k] for k in range(3)) for c in range(3))
+
+
+def apply_lighting(image: Any, alpha: Any) -> Any:
+    """A PIL RGB image with the lighting shift of `alpha` added to its 0-255 pixel values, clipped
+    to [0, 255] and truncated to uint8, as the TAS and AutoSlim training transforms do (they apply
+    it to the PIL image, before ToTensor)."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(image, dtype=np.float64) + np.asarray(lighting_shift(alpha))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+class Lighting:
+    """AlexNet-style PCA lighting noise on a PIL RGB image: the weights of the three eigenvectors
+    are drawn from N(0, alphastd²) with torch's RNG (seeded per DataLoader worker) or `generator`.
+
+    Note the scale, kept from the official code: its eigenvalues are for [0, 1] pixel values but it
+    adds the shift to 0-255 values, so with alphastd 0.1 a shift is about 0.01 of a grey level, and
+    truncating to uint8 lowers a channel by 1 when its shift is negative and leaves it otherwise."""
+
+    def __init__(self, alphastd: float, generator: torch.Generator | None = None) -> None:
+        self.alphastd, self.generator = alphastd, generator
+
+    def __call__(self, image: Any) -> Any:
+        if self.alphastd == 0:
+            return image
+        alpha = torch.randn(3, generator=self.generator) * self.alphastd
+        return apply_lighting(image, alpha.tolist())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(alphastd={self.alphastd})"
 
 
 def _count_images(split_dir: Path) -> dict[str, int]:
@@ -65,12 +115,23 @@ class ImageNetFolders:
     def val_dir(self) -> Path:
         return self.root / "val"
 
-    def train_transform(self) -> Callable[[Any], torch.Tensor]:
-        """RandomResizedCrop(224) + horizontal flip + normalise."""
+    def train_transform(self, augmentation: Augmentation | None = None) -> Callable[[Any], torch.Tensor]:
+        """RandomResizedCrop(224), then `augmentation`'s ColorJitter and Lighting where it sets them,
+        then horizontal flip and normalise: the order of the TAS and AutoSlim training transforms
+        (xautodl get_datasets('imagenet-1k'); slimmable_networks train.py data_transforms).
+        The on-device keys (`crop_padding`, `flip`, `cutout`) do not apply here."""
         from torchvision import transforms
 
+        augmentation = augmentation or Augmentation()
+        photometric = []
+        if augmentation.jitter_active:
+            brightness, contrast, saturation, hue = augmentation.color_jitter
+            photometric.append(transforms.ColorJitter(brightness, contrast, saturation, hue))
+        if augmentation.lighting > 0:
+            photometric.append(Lighting(augmentation.lighting))
         return transforms.Compose([
             transforms.RandomResizedCrop(self.image_size),
+            *photometric,
             transforms.RandomHorizontalFlip(),
             transforms.ToTensor(),
             transforms.Normalize(self.mean, self.std),

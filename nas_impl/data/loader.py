@@ -59,6 +59,8 @@ class TensorLoader:
         self.images = images_uint8.to(self.device)
         self.labels = labels.to(self.device, torch.int64)
         self.batch_size = batch_size
+        if augment is not None:
+            augment.check_on_device("an in-memory dataset (TensorLoader)")
         self.augment = augment if augment is not None and not augment.is_identity else None
         self.shuffle = shuffle
         self.drop_last = drop_last

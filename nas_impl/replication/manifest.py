@@ -21,7 +21,8 @@ import yaml
 from nas_impl.errors import SpecError
 from nas_impl.io import read_user_text
 from nas_impl.replication.published import PublishedRow, load_published
-from nas_impl.training.recipe import Recipe, RecipeKeyError, recipe_from_dict
+from nas_impl.data.augment_spec import imagenet_only_keys, imagenet_only_message
+from nas_impl.training.recipe import Recipe, RecipeKeyError, recipe_from_dict, unwrap_sources
 
 SCALES = ("smoke", "reduced", "paper")
 DEFAULT_SEEDS = {"smoke": [0], "reduced": [0], "paper": [0, 1, 2]}
@@ -329,3 +330,23 @@ def _check_references(rep: Replication, path: Path) -> None:
     for name in rep.recipes:
         for scale in SCALES:
             rep.recipe(name, scale)  # raises SpecError naming recipes.<name>.<scale>
+    _check_imagenet_only_augmentation(rep, path)
+
+
+def _check_imagenet_only_augmentation(rep: Replication, path: Path) -> None:
+    """A recipe that sets ImageNet-only augment keys (color_jitter, lighting) may only train on
+    ImageNet: at a scale where its dataset stands in for ImageNet (smoke's Fashion-MNIST) they
+    would fail the job; say so now, naming the recipe and who trains with it."""
+    uses = [(f"recipes.{exp.recipe}.{scale}", f"experiment '{name}'", rep.run_dataset(name, scale),
+             scale, rep.recipe(exp.recipe, scale).augment)
+            for name, exp in rep.experiments.items() for scale in exp.scales if exp.trained_at(scale)]
+    for name, entry in rep.searches.items():
+        for scale in entry.scales:
+            raw, _ = unwrap_sources({**rep.search_recipes[entry.recipe][scale], **entry.settings})
+            uses.append((f"search_recipes.{entry.recipe}.{scale}", f"search '{name}'",
+                         rep.search_run_dataset(name, scale), scale, raw.get("augment", {})))
+    for where, user, dataset, scale, augment in uses:
+        keys = imagenet_only_keys(augment)
+        if keys and dataset != "imagenet":  # the one dataset read by the folder pipeline (run_data)
+            raise SpecError(f"{path}: {where}: " + imagenet_only_message(
+                keys, f"{user} trains it at {scale} scale on dataset '{dataset}', which"))

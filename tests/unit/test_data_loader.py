@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -162,6 +164,29 @@ def test_augmentation_from_dict():
     assert Augmentation.from_dict(None) == Augmentation()
     with pytest.raises(SpecError, match=r"unknown key\(s\) \['crop'\]"):
         Augmentation.from_dict({"crop": 4})
+
+
+def test_imagenet_only_augmentation_is_refused_on_the_device_not_ignored(tmp_path):
+    jitter = Augmentation.from_dict({"crop_padding": 4, "color_jitter": [0.4, 0.4, 0.4, 0.2]})
+    assert jitter.color_jitter == (0.4, 0.4, 0.4, 0.2) and jitter.to_dict()["color_jitter"] == [0.4, 0.4, 0.4, 0.2]
+    with pytest.raises(SpecError, match=r"recipe key 'augment\.color_jitter' applies to ImageNet only .* "
+                                        r"remove it from this recipe's augment"):
+        make_loader(pattern_images(), jitter)
+    with pytest.raises(SpecError, match=r"'augment\.lighting' applies to ImageNet only"):
+        make_loader(pattern_images(), Augmentation(lighting=0.1))
+    make_loader(pattern_images(), Augmentation(color_jitter=(0, 0, 0, 0), lighting=0.0))  # both off: accepted
+
+    from nas_impl.run_data import run_data
+    from nas_impl.training.recipe import recipe_from_dict
+    from tests.unit.test_data_npz import make_shards
+
+    make_shards(tmp_path)
+    recipe = recipe_from_dict({"epochs": 1, "batch_size": 2, "augment": {"flip": True, "lighting": 0.1,
+                                                                         "color_jitter": [0.4, 0.4, 0.4, 0.0]}})
+    dataset = re.escape(f"npz:{tmp_path}")
+    with pytest.raises(SpecError, match=rf"recipe keys 'augment\.color_jitter' and 'augment\.lighting' apply to "
+                                        rf"ImageNet only .*; dataset '{dataset}' is augmented on the device"):
+        run_data(f"npz:{tmp_path}", recipe, 0, torch.device("cpu"), data_root=None)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -57,6 +57,14 @@ BAD_VALUES = [
     ("augment: {crop_padding: -1}", "augment"),
     ("augment: {crop_padding: four}", "augment"),
     ("augment: {flip: 1}", "augment"),
+    ("augment: {color_jitter: [0.4, 0.4, 0.4]}", "augment"),
+    ("augment: {color_jitter: [0.4, 0.4, 0.4, 0.6]}", "augment"),
+    ("augment: {color_jitter: [-0.4, 0.4, 0.4, 0.1]}", "augment"),
+    ("augment: {color_jitter: [0.4, 0.4, .inf, 0.1]}", "augment"),
+    ("augment: {color_jitter: 0.4}", "augment"),
+    ("augment: {lighting: -0.1}", "augment"),
+    ("augment: {lighting: true}", "augment"),
+    ("augment: {lighting: 1e-1}", "augment"),
     ("lr: .inf", "lr"),
     ("lr: .nan", "lr"),
     ("lr:", "lr"),
@@ -95,9 +103,38 @@ def test_bad_values_name_the_file_and_the_key(tmp_path, extra, key):
     "milestones: [0, 5, 5, 10]", "betas: [0.0, 0.0]", "augment: {}", "augment: null",
     "augment: {crop_padding: 0, flip: false, cutout: 16}", "weight_decay: 0", "gamma: 1.5", "warmup_epochs: 9.5",
     "distill: {alpha: 0, temperature: 1}", "distill: {teacher: null}",
+    "augment: {flip: true, color_jitter: [0.4, 0.4, 0.4, 0.5], lighting: 0.1}",
+    "augment: {color_jitter: [0, 0, 0, 0], lighting: 0}", "augment: {color_jitter: null}",
 ])
 def test_edge_values_that_are_valid_pass(tmp_path, extra):
     load_recipe(write_recipe(tmp_path, extra))
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ("augment: {color_jitter: [0.4, 0.4, 0.4]}",
+     "key 'color_jitter' = [0.4, 0.4, 0.4] must be a list of four non-negative numbers "
+     "[brightness, contrast, saturation, hue], hue at most 0.5"),
+    ("augment: {lighting: -0.1}", "key 'lighting' = -0.1 must be a non-negative number (the standard deviation "
+                                  "of AlexNet's PCA lighting noise, e.g. 0.1; 0 disables it)"),
+])
+def test_imagenet_augmentation_errors_say_what_the_value_must_be(tmp_path, extra, expected):
+    path = write_recipe(tmp_path, extra)
+    with pytest.raises(SpecError) as err:
+        load_recipe(path)
+    assert expected in str(err.value)
+
+
+def test_the_jitter_limits_match_what_torchvision_rejects():
+    """The recipe rejects what torchvision's ColorJitter rejects (a negative factor, hue above 0.5)."""
+    from torchvision.transforms import ColorJitter
+
+    for bad in ([-0.1, 0, 0, 0], [0, -0.1, 0, 0], [0, 0, -0.1, 0], [0, 0, 0, 0.6]):
+        with pytest.raises(ValueError):
+            ColorJitter(*bad)
+        with pytest.raises(SpecError):
+            recipe_from_dict({"epochs": 1, "augment": {"color_jitter": bad}})
+    ColorJitter(0.4, 0.4, 0.4, 0.5)
+    recipe_from_dict({"epochs": 1, "augment": {"color_jitter": [0.4, 0.4, 0.4, 0.5]}})
 
 
 def test_the_limits_match_what_torch_optimizers_reject():

@@ -95,6 +95,38 @@ def test_invalid_manifests_name_the_key(tmp_path, override, message):
         load_replication(root)
 
 
+IMAGENET_AUGMENT = {"flip": True, "color_jitter": [0.4, 0.4, 0.4, 0.2], "lighting": 0.1}
+
+
+@pytest.mark.parametrize("dataset, scale, message", [
+    ("cifar10", "paper", r"replication\.yaml: recipes\.r\.paper: recipe keys 'augment\.color_jitter' and "
+                         r"'augment\.lighting' apply to ImageNet only .*; experiment 'r20' trains it at paper scale on "
+                         r"dataset 'cifar10', which is augmented on the device .*: remove them"),
+    ("imagenet", "smoke", r"recipes\.r\.smoke: .* experiment 'r20' trains it at smoke scale on dataset 'fashion-mnist'"),
+    ("imagenet", "paper", None),  # ImageNet at paper scale: valid
+])
+def test_imagenet_only_augmentation_must_train_on_imagenet(tmp_path, dataset, scale, message):
+    recipes = {"r": {"smoke": {"epochs": 1}, "reduced": {"epochs": 2}, "paper": {"epochs": 3}}}
+    recipes["r"][scale]["augment"] = {"value": IMAGENET_AUGMENT, "source": "official transform"}
+    root = write_replication(tmp_path, PUBLISHED, recipes=recipes, datasets={
+        "cifar10": {"smoke": "fashion-mnist", "reduced": dataset, "paper": dataset}})
+    if message is None:
+        assert load_replication(root).recipe("r", "paper").augment == IMAGENET_AUGMENT
+    else:
+        with pytest.raises(SpecError, match=message):
+            load_replication(root)
+
+
+def test_imagenet_only_augmentation_of_a_search_must_search_on_imagenet(tmp_path):
+    recipes = {scale: {"epochs": 1, "target_ratio": 0.5} for scale in ("smoke", "reduced", "paper")}
+    recipes["paper"]["augment"] = {"lighting": 0.1}
+    root = write_replication(tmp_path, PUBLISHED, search_recipes={"s": recipes}, searches={
+        "x": {"method": "tas", "arch": "resnet20-cifar", "dataset": "cifar10", "recipe": "s"}})
+    with pytest.raises(SpecError, match=r"search_recipes\.s\.paper: recipe key 'augment\.lighting' applies to "
+                                        r"ImageNet only .*search 'x' trains it at paper scale on dataset 'cifar10'"):
+        load_replication(root)
+
+
 def test_schema_defaults_are_filled(tmp_path):
     rep = load_replication(write_replication(tmp_path, PUBLISHED))
     assert rep.accuracy_scales == ("paper",) and rep.accuracy_tolerance == 0.5 and rep.architecture_tolerance == 0.01

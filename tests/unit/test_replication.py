@@ -401,6 +401,34 @@ def test_a_searched_shape_outside_the_search_tolerance_is_not_reproduced(tmp_pat
     assert row["verdict"] == "not reproduced" and row["tolerance"] == pytest.approx(0.067 * 45.0)
 
 
+def _write_search(results: Path, band: list[float], base_macs: float = 40.0e6) -> None:
+    run = results / "search" / "tas-r20" / "seed0"
+    run.mkdir(parents=True, exist_ok=True)
+    shape = {"file": "arch-0.55x.yaml", "macs": 1.0, "ratio_of_base": 0.5, "arch": {}, "details": {"target_band": band}}
+    (run / "search.json").write_text(json.dumps({"method": "tas", "base_macs": base_macs, "selected": "0.55x",
+                                                 "targets": {"0.55x": shape}}))
+
+
+@pytest.mark.parametrize("macs, verdict", [
+    (18.8e6, "reproduced"),  # reduction 53.0: inside the band 45-55 (target 0.55, band [0.45, 0.55]) ...
+    (16.9e6, "reproduced"),  # ... 57.75: within the tolerance (3.015 points) above it
+    (16.7e6, "not reproduced"),  # 58.25: beyond it
+    (23.2e6, "reproduced"),  # 42.0: 3.0 points below the band's low edge 45.0
+    (23.4e6, "not reproduced"),  # 41.5
+])
+def test_a_searched_shape_is_judged_against_its_search_band(tmp_path, macs, verdict):
+    rep = load_replication(write_replication(tmp_path, SEARCHED_PUBLISHED, **SEARCHED))
+    results = tmp_path / "results"
+    _write(results, "r20", top1=92.0, macs=40.0e6)
+    _write(results, "kd", top1=91.3, macs=macs)
+    _write_search(results, [0.45, 0.55])
+    row = compare_replication(rep, results, "reduced")["t"].set_index(["model", "metric"]).loc[
+        ("R20 TAS [searched, KD]", "macs_reduction")]
+    assert row["tolerance"] == pytest.approx(0.067 * 45.0)
+    assert row["verdict"] == verdict and row["delta"] == pytest.approx(100 * (1 - macs / 40.0e6) - 45.0)
+    assert "target band 45-55 %" in row["note"]
+
+
 # -- schema errors as one line naming the key and the fix ------------------------------------------
 @pytest.mark.parametrize("change, message", [
     (lambda m: m.update(experimnts=m.pop("experiments")),

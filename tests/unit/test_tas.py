@@ -4,17 +4,21 @@ the derived spec and one seeded search step."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 import nas_impl.methods.tas.search_net as search_net
 from nas_impl.methods.tas import (
     TASResNet,
     arch_loss,
     argmax_macs,
+    band_macs,
     depth_choices,
     derive_spec,
+    estimated_macs,
     expected_macs,
     flop_loss,
     search_step,
@@ -172,25 +176,107 @@ def test_bottleneck_forward_and_backward():
 # ---------------------------------------------------------------- MACs
 
 @pytest.mark.parametrize("depth, block", [(20, "basic"), (56, "basic"), (29, "bottleneck")])
-def test_expected_macs_equal_exact_macs_when_one_hot(depth, block):
+def test_built_rule_expected_macs_equal_exact_macs_when_one_hot(depth, block):
     net = _net(depth, block)
     gen = torch.Generator().manual_seed(depth)
     for _ in range(4):
         _random_one_hot(net, gen)
         exact = _exact(derive_spec(net))
-        assert argmax_macs(net) == exact
-        assert _expected(net) == pytest.approx(exact, rel=1e-9)
+        assert argmax_macs(net) == band_macs(net, "built") == exact
+        assert _expected(net, rule="built") == pytest.approx(exact, rel=1e-9)
 
 
-def test_full_resnet20_macs():
+@pytest.mark.parametrize("rule", ["official", "built"])
+def test_full_resnet20_macs(rule):
     net = TASResNet(20)
     _set_one_hot(net, [len(c.choices) - 1 for c in net.width_convs()], [2, 2, 2])
-    assert _expected(net) == count_macs(build_model("resnet20-cifar")) == 40_813_184
+    assert _expected(net, rule=rule) == band_macs(net, rule) == count_macs(build_model("resnet20-cifar")) == 40_813_184
 
 
-def test_shortcuts_can_be_left_out():
-    net = _net(20)
-    assert _expected(net, include_shortcuts=False) < _expected(net)
+# `estimated_FLOP` (MFLOPs = MACs / 1e6) of the official configs/NeurIPS-2019/*.config at
+# AutoDL-Projects f46486e: facts read from the files, not computed by this suite.
+RELEASED_ESTIMATED_FLOP = {
+    "C010-ResNet20": 22.444472, "C010-ResNet32": 34.945344, "C010-ResNet56": 57.93305,
+    "C010-ResNet110": 117.498238, "C010-ResNet164": 173.023672, "C100-ResNet20": 22.433792,
+    "C100-ResNet32": 42.47, "C100-ResNet56": 59.472556, "C100-ResNet110": 117.653164,
+    "C100-ResNet164": 165.583512, "ImageNet-ResNet18V1": 1120.44032,
+}
+ARCHS = Path(__file__).resolve().parents[2] / "replications" / "tas" / "archs"
+
+
+def _released(name: str) -> dict:
+    return yaml.safe_load((ARCHS / f"{name}.yaml").read_text())
+
+
+def _size(spec: dict) -> tuple[int, int]:
+    return (224, 224) if spec["family"] == "resnet-imagenet" else (32, 32)
+
+
+@pytest.mark.parametrize("name", sorted(RELEASED_ESTIMATED_FLOP))
+def test_estimated_macs_equal_the_released_configs(name):
+    spec = _released(name)
+    # The configs print 6 decimals; C100-ResNet32's final config rounds to 2 (tas.md §6 #9).
+    places = 2 if name == "C100-ResNet32" else 6
+    assert round(estimated_macs(spec, _size(spec)) / 1e6, places) == RELEASED_ESTIMATED_FLOP[name]
+
+
+def test_estimated_macs_of_imagenet_resnet50_is_near_its_config():
+    """2291.316289 in the config; the rule gives 2281.57. The config's xblocks keep 5 of stage 3's 6
+    blocks, not one of SearchImagenetResNet's depth choices for it ({2, 4, 6}): the file came from
+    another version of the search code, so only closeness (0.43%) is asserted."""
+    spec = _released("ImageNet-ResNet50V1")
+    assert estimated_macs(spec, _size(spec)) / 1e6 == pytest.approx(2291.316289, rel=0.005)
+    assert count_macs(build_model(spec), (3, 224, 224)) / 1e6 == pytest.approx(2309.248169, rel=1e-9)
+
+
+def _identity_shortcut_macs(spec: dict) -> int:
+    """MACs of the 1x1 convs the genotype rule adds to kept stride-1 blocks whose full input and
+    output widths are equal but whose chosen ones differ; the search forward has no module there,
+    so its expectation leaves them out. Written out over the channel list for CIFAR ResNets."""
+    per_block = 2 if spec["block"] == "basic" else 3
+    n = (spec["depth"] - 2) // (6 if per_block == 2 else 9)
+    total, pos = 0, 1
+    for s in range(3):
+        for b in range(n):
+            cin, cout = spec["channels"][pos - 1], spec["channels"][pos + per_block - 1]
+            full_equal = not (s == 0 and b == 0 and per_block == 3)  # a bottleneck's first block widens 16 -> 64
+            strided = s > 0 and b == 0  # has a shortcut module: both count it
+            if not strided and full_equal and cin != cout and b < spec["blocks"][s]:
+                total += cin * cout * (32 >> s) ** 2
+            pos += per_block
+    return total
+
+
+@pytest.mark.parametrize("name", sorted(n for n in RELEASED_ESTIMATED_FLOP if n.startswith("C")))
+def test_search_flop_values_with_released_choices_forced(name):
+    """The search's band value is the config's estimated_FLOP; its expected MACs (one-hot) are the
+    same minus the shortcut convs the search network has no module for."""
+    spec = _released(name)
+    net = TASResNet(spec["depth"], spec["block"], spec["num_classes"])
+    widths = [conv.choices.index(c) for conv, c in zip(net.width_convs(), spec["channels"])]
+    _set_one_hot(net, widths, [net.depth_choices.index(k) for k in spec["blocks"]])
+    assert derive_spec(net)["channels"] == spec["channels"]
+    places = 2 if name == "C100-ResNet32" else 6
+    assert round(band_macs(net) / 1e6, places) == RELEASED_ESTIMATED_FLOP[name]
+    assert _expected(net) == pytest.approx(band_macs(net) - _identity_shortcut_macs(spec), rel=1e-12)
+
+
+def test_official_expectation_reads_the_full_depth_chain():
+    """With stage 1 cut to one block, the next stage's first conv still reads the width chosen for
+    stage 1's last block, as the official search forward's expected input channels do."""
+    net = TASResNet(20)
+    top = [len(c.choices) - 1 for c in net.width_convs()]
+    last_of_stage1 = net.stages[0][-1].convs[-1].row
+    narrow = list(top)
+    narrow[last_of_stage1] = 0  # 4 of 16 channels at the end of stage 1 (a dropped block)
+    results = []
+    for widths in (top, narrow):
+        _set_one_hot(net, widths, [0, 2, 2])
+        results.append((_expected(net), _expected(net, rule="built"), argmax_macs(net)))
+    (official_top, built_top, exact_top), (official_narrow, built_narrow, exact_narrow) = results
+    assert exact_top == exact_narrow and built_top == built_narrow  # the built network never reads it
+    # stage 2's first block at 16 x 16 out: its 3x3 conv and its (2x2-pooled) 1x1 shortcut read 4, not 16
+    assert official_top - official_narrow == pytest.approx((16 - 4) * 32 * (9 + 1) * 16 * 16, rel=1e-12)
 
 
 @pytest.mark.parametrize("what", ["width", "depth"])
@@ -215,7 +301,7 @@ def test_expected_macs_average_two_exact_counts(what):
         logits = net.width_logits[row] if what == "width" else net.depth_logits[stage]
         logits[list(pair)] = 1e3
     expected = (_exact(specs[0]) + _exact(specs[1])) / 2
-    assert _expected(net) == pytest.approx(expected, rel=1e-9)
+    assert _expected(net, rule="built") == pytest.approx(expected, rel=1e-9)
 
 
 # ---------------------------------------------------------------- loss
@@ -294,7 +380,7 @@ def _run_step(seed: int = 0, hooks: bool = False):
             return lambda *_: snaps.__setitem__(name, {n: p.detach().clone() for n, p in net.named_parameters()})
         w_opt.register_step_post_hook(snap("after_w"))
         a_opt.register_step_post_hook(snap("after_a"))
-    current = argmax_macs(net)
+    current = band_macs(net)
     out = search_step(net, w_opt, a_opt, train, valid, tau=5.0, target_macs=0.5 * current,
                       tolerance=0.05 * current, generator=torch.Generator().manual_seed(seed))
     return net, out, snaps, current
@@ -306,9 +392,9 @@ def test_search_step_is_deterministic_and_consistent():
     assert out1 == out2
     for (n, a), b in zip(net1.state_dict().items(), net2.state_dict().values()):
         assert torch.equal(a, b), n
-    # Independent checks of the reported values: the argmax MACs are counted before the arch
+    # Independent checks of the reported values: the band MACs are counted before the arch
     # update, and the argmax shape is too large for the target, so the FLOP loss is +log E[MACs].
-    assert out1["argmax_macs"] == current
+    assert out1["band_macs"] == current
     assert out1["flop_loss"] == pytest.approx(math.log(out1["expected_macs"]))
     assert out1["arch_loss"] == pytest.approx(out1["arch_ce"] + 2.0 * out1["flop_loss"])
     assert all(math.isfinite(v) for v in out1.values())

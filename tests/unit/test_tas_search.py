@@ -12,7 +12,8 @@ import yaml
 from nas_impl.cli import main
 from nas_impl.data import TensorLoader
 from nas_impl.errors import NasReproError, SpecError
-from nas_impl.methods.tas.flops import argmax_macs
+from nas_impl.methods.tas.flops import argmax_macs, estimated_macs
+from nas_impl.methods.tas.search import eval_top1
 from nas_impl.methods.tas.loop import TASSearch, super_net
 from nas_impl.methods.tas.recipe import search_recipe_from_dict
 from nas_impl.methods import get_method
@@ -96,37 +97,74 @@ def test_search_writes_log_shape_and_summary(tmp_path):
     assert summary["target_macs"] == pytest.approx(0.5 * result.base_macs)
     written = json.loads((out / "search.json").read_text())
     assert written["targets"]["0.5x"]["arch"] == spec and written["record"]["dataset"] == "synthetic"
-    assert written["details"]["in_band"] == search.in_band(macs)
+    band = float(rows[-1]["band_ratio"])
+    assert written["details"]["in_band"] == search.in_band(band) == (0.45 <= band <= 0.5)
+    # The band value is the configs' estimated_FLOP rule on the shape; every reported MAC count is the built one.
+    assert int(float(rows[-1]["band_macs"])) == estimated_macs(spec, INPUT[1:])
+    assert written["targets"]["0.5x"]["details"]["target_band"] == pytest.approx([0.45, 0.5])
     assert (out / "arch_best.yaml").exists() == (written["details"]["best"] is not None)
 
 
-@pytest.mark.parametrize("select", ["last", "best"])
+@pytest.mark.parametrize("select", ["last", "best", "best-in-band"])
 def test_the_recipe_selects_the_retrained_shape(tmp_path, select):
-    """A band covering every shape puts every epoch in it: 'best' is the best valid accuracy."""
-    search = _search(tmp_path, epochs=3, target_ratio=1.0, tolerance=0.99, select=select)
+    """A band no shape reaches: 'best' and 'best-in-band' both pick the epoch of the best eval pass."""
+    search = _search(tmp_path, epochs=3, target_ratio=0.01, tolerance=0.0, select=select)
     summary = search.fit().details
     out = tmp_path / "s"
-    best_epoch = max(search.history, key=lambda row: row["valid_top1"])["epoch"]
-    assert summary["best"]["epoch"] == best_epoch
-    expected = best_epoch if select == "best" else 3
-    assert summary["last"]["epoch"] == 3
-    assert json.loads((out / "search.json").read_text())["targets"]["1x"]["details"]["epoch"] == expected
-    assert load_spec(out / "arch.yaml") == load_spec(out / ("arch_best.yaml" if select == "best" else "arch_last.yaml"))
+    rows = list(csv.DictReader((out / "search_log.csv").open()))
+    assert not any(row["in_band"] == "True" for row in rows)
+    if select == "last":
+        assert summary["best"] is None and not (out / "arch_best.yaml").exists()
+        assert all(row["eval_top1"] == "" for row in rows)  # no eval pass without a 'best' selection
+        expected = 3
+    else:
+        accuracies = [float(row["eval_top1"]) for row in rows]
+        expected = accuracies.index(max(accuracies)) + 1
+        assert summary["best"]["epoch"] == expected
+        assert load_spec(out / "arch_best.yaml") == load_spec(out / "arch.yaml")
+    assert summary["last"]["epoch"] == 3 and summary["pick"] == select
+    assert json.loads((out / "search.json").read_text())["targets"]["0.01x"]["details"]["epoch"] == expected
     assert load_spec(out / "arch.yaml") == normalize_spec(search.history[expected - 1]["spec"])
 
 
-def test_best_falls_back_to_the_last_shape_when_no_epoch_ends_in_the_band(tmp_path):
-    summary = _search(tmp_path, target_ratio=0.01, tolerance=0.0, select="best").fit().details
-    assert summary["best"] is None and summary["pick"] == "last"
-    assert not (tmp_path / "s" / "arch_best.yaml").exists()
+@pytest.mark.parametrize("select, expected", [("best", 2), ("best-in-band", 3)])
+def test_best_and_best_in_band_picks(tmp_path, select, expected):
+    """Epochs 1-4 with eval accuracies 50, 70, 60, 60 and band ratios 0.5, 0.7, 0.52, 0.5 (target
+    0.55, tolerance 0.05): 'best' takes the official script's pick, epoch 2, whatever its ratio;
+    'best-in-band' the best of the epochs within |ratio - 0.55| <= 0.05, the first on ties (3)."""
+    search = _search(tmp_path, target_ratio=0.55, tolerance=0.05, select=select)
+    search.loop.history[:] = [{"epoch": e, "eval_top1": a, "band_ratio": r}
+                              for e, a, r in [(1, 50.0, 0.5), (2, 70.0, 0.7), (3, 60.0, 0.52), (4, 60.0, 0.5)]]
+    assert search.best()["epoch"] == expected
+
+
+def test_eval_pass_runs_in_eval_mode_over_the_whole_half(tmp_path):
+    search = _search(tmp_path, select="best")
+    net, loader = search.net, search.data.loaders["architecture"]
+    with torch.no_grad():
+        for m in net.modules():  # running statistics far from any batch's: eval mode must show
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.fill_(3.0)
+    torch.manual_seed(5)
+    got = eval_top1(net, loader, 1.0)
+    assert net.training  # restored
+    net.eval()
+    torch.manual_seed(5)
+    correct = seen = 0
+    with torch.no_grad():
+        for x, y in loader:
+            correct += int((net(x, 1.0).argmax(1) == y).sum())
+            seen += len(y)
+    net.train()
+    assert seen == 32 and got == pytest.approx(100.0 * correct / seen)
 
 
 def test_in_band_follows_the_code_or_the_paper_tolerance(tmp_path):
     code = _search(tmp_path, "code")
     paper = _search(tmp_path, "paper", paper_tolerance=True)
-    m, t = code.target_macs, code.tolerance_macs
-    assert code.in_band(m) and code.in_band(m - t) and not code.in_band(m + 1) and not code.in_band(m - t - 1)
-    assert paper.in_band(m + t) and not paper.in_band(m + t + 1)
+    assert code.band() == pytest.approx((0.45, 0.5)) and paper.band() == pytest.approx((0.45, 0.55))
+    assert code.in_band(0.5) and code.in_band(0.45) and not code.in_band(0.501) and not code.in_band(0.449)
+    assert paper.in_band(0.55) and not paper.in_band(0.551)
 
 
 def test_search_is_seeded_and_resumes_bit_exactly(tmp_path):

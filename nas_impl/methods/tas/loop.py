@@ -2,11 +2,12 @@
 
 The first half of the training set trains the super-network's weights, the second half its
 architecture logits (tas.md §8). Every epoch is logged to `search_log.csv` and checkpointed,
-so an interrupted search resumes bit-exactly, like the Trainer's runs. The outputs are the
-argmax shape after the last epoch (`arch_last.yaml`), the shape of the epoch with the best
-valid accuracy among those inside the FLOP band (`arch_best.yaml`, when one is), the one the
-recipe selects for retraining (`arch.yaml`: the last by default, as TAS's scripts), and
-`search.json`.
+so an interrupted search resumes bit-exactly, like the Trainer's runs. The FLOP loss and the band
+compare the argmax shape's MACs under the recipe's `flop_rule` (`band_macs`) with the target;
+every reported MAC count is the built network's (`argmax_macs`). The outputs are the argmax
+shape after the last epoch (`arch_last.yaml`), the 'best' shape of the recipe's `select`
+(`arch_best.yaml`, when the recipe selects one), the one retrained (`arch.yaml`: the last by
+default, as TAS's scripts), and `search.json`.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import torch
 from nas_impl.errors import NasReproError
 from nas_impl.methods.interface import SearchedShape, SearchResult, StageResult, ratio_target
 from nas_impl.methods.tas.derive import derive_spec
-from nas_impl.methods.tas.flops import argmax_macs, expected_macs
+from nas_impl.methods.tas.flops import argmax_macs, band_macs, expected_macs
 from nas_impl.methods.tas.recipe import SearchRecipe
-from nas_impl.methods.tas.search import search_step, tau_at
+from nas_impl.methods.tas.search import eval_top1, search_step, tau_at
 from nas_impl.methods.tas.search_net import TASResNet
 from nas_impl.metrics import count_macs
 from nas_impl.models import build_model, normalize_spec, save_spec
@@ -31,9 +32,9 @@ from nas_impl.training.checkpoint import load_weights, require_keys
 from nas_impl.training.epoch_loop import EpochLoop, RunFiles
 from nas_impl.training.optim import build_optimizer
 
-LOG_COLUMNS = ["epoch", "lr", "tau", "train_loss", "train_top1", "valid_ce", "valid_top1", "flop_loss",
-               "expected_macs", "argmax_macs", "argmax_ratio", "in_band", "epoch_s"]
-CHECKPOINT_FORMAT = "nasrepro-tas-search-v1"
+LOG_COLUMNS = ["epoch", "lr", "tau", "train_loss", "train_top1", "valid_ce", "valid_top1", "eval_top1", "flop_loss",
+               "expected_macs", "band_macs", "band_ratio", "in_band", "argmax_macs", "argmax_ratio", "epoch_s"]
+CHECKPOINT_FORMAT = "nasrepro-tas-search-v2"
 FILES = RunFiles(log="search_log.csv", log_columns=LOG_COLUMNS, checkpoint="search_checkpoint.pt",
                  checkpoint_format=CHECKPOINT_FORMAT,
                  results=("search.json", "arch.yaml", "arch-*.yaml", "arch_last.yaml", "arch_best.yaml"))
@@ -81,15 +82,29 @@ class TASSearch:
     def history(self) -> list[dict[str, Any]]:
         return self.loop.history
 
-    def in_band(self, macs: float) -> bool:
-        """Inside the FLOP loss's zero band, where TAS keeps its 'best' shape."""
-        upper = self.target_macs + (self.tolerance_macs if self.recipe.tas.paper_tolerance else 0.0)
-        return self.target_macs - self.tolerance_macs <= macs <= upper
+    def band(self) -> tuple[float, float]:
+        """The FLOP loss's zero band as ratios of the unpruned MACs: [target - tol, target] (the code)
+        or [target - tol, target + tol] (`paper_tolerance`)."""
+        tas = self.recipe.tas
+        return tas.target_ratio - tas.tolerance, tas.target_ratio + (tas.tolerance if tas.paper_tolerance else 0.0)
+
+    def in_band(self, ratio: float) -> bool:
+        low, high = self.band()
+        return low <= ratio <= high
 
     def best(self) -> dict[str, Any] | None:
-        """The epoch with the best valid accuracy among those that ended inside the band (the first on ties)."""
-        in_band = [row for row in self.history if row["in_band"]]
-        return max(in_band, key=lambda row: row["valid_top1"]) if in_band else None
+        """The recipe's 'best' epoch (None for `select: last`): the best eval-pass accuracy, the first on
+        ties (`best`, the official script's pick), restricted to |ratio - target| <= tolerance where any
+        epoch is (`best-in-band`)."""
+        tas = self.recipe.tas
+        if tas.select == "last":
+            return None
+        rows = self.history
+        if tas.select == "best-in-band":
+            near = [row for row in rows if abs(row["band_ratio"] - tas.target_ratio) <= tas.tolerance]
+            rows = near or rows
+        top = max(row["eval_top1"] for row in rows)
+        return next(row for row in rows if row["eval_top1"] == top)
 
     # -- what the epoch loop checkpoints ----------------------------------------------------------
     def identity(self) -> dict[str, Any]:
@@ -121,19 +136,22 @@ class TASSearch:
         for step, (train_batch, valid_batch) in enumerate(zip(weights_half, architecture_half)):
             lr = loop.set_lr(weights, self.w_opt, epoch, step, steps)
             out = search_step(self.net, self.w_opt, self.a_opt, train_batch, valid_batch, tau, self.target_macs,
-                              self.tolerance_macs, tas.flop_weight, tas.paper_tolerance)
+                              self.tolerance_macs, tas.flop_weight, tas.paper_tolerance, flop_rule=tas.flop_rule)
             loop.check_finite(out, "TAS search diverged", epoch, step, lr, "lower the search recipe's 'lr' or 'arch_lr'")
             for key in ("loss", "train_top1", "arch_ce", "valid_top1", "flop_loss"):
                 sums[key] = sums.get(key, 0.0) + out[key]
-        argmax = derive_spec(self.net)
-        current = argmax_macs(self.net)
+        # The official script validates every epoch; only a 'best' selection needs it here.
+        evaluated = None if tas.select == "last" else eval_top1(self.net, architecture_half, tau)
+        current, band = argmax_macs(self.net), band_macs(self.net, tas.flop_rule)
         return {
             "epoch": epoch + 1, "lr": lr, "tau": tau,
             "train_loss": sums["loss"] / steps, "train_top1": sums["train_top1"] / steps,
-            "valid_ce": sums["arch_ce"] / steps, "valid_top1": sums["valid_top1"] / steps,
-            "flop_loss": sums["flop_loss"] / steps, "expected_macs": float(expected_macs(self.net).detach()),
-            "argmax_macs": current, "argmax_ratio": current / self.max_macs, "in_band": self.in_band(current),
-            "epoch_s": time.perf_counter() - start, "spec": argmax,
+            "valid_ce": sums["arch_ce"] / steps, "valid_top1": sums["valid_top1"] / steps, "eval_top1": evaluated,
+            "flop_loss": sums["flop_loss"] / steps,
+            "expected_macs": float(expected_macs(self.net, tas.flop_rule).detach()),
+            "band_macs": band, "band_ratio": band / self.max_macs, "in_band": self.in_band(band / self.max_macs),
+            "argmax_macs": current, "argmax_ratio": current / self.max_macs,
+            "epoch_s": time.perf_counter() - start, "spec": derive_spec(self.net),
         }
 
     def fit(self, resume: bool = False, stop_after: int | None = None) -> SearchResult | StageResult:
@@ -146,20 +164,25 @@ class TASSearch:
         save_spec(final["spec"], self.out_dir / "arch_last.yaml")
         if best is not None:
             save_spec(best["spec"], self.out_dir / "arch_best.yaml")
-        use_best = self.recipe.tas.select == "best" and best is not None
-        chosen = best if use_best else final
-        target = ratio_target(self.recipe.tas.target_ratio)
+        tas = self.recipe.tas
+        chosen = final if best is None else best
+        target = ratio_target(tas.target_ratio)
+        low, high = self.band()
         shape = SearchedShape(normalize_spec(chosen["spec"]), chosen["argmax_macs"], chosen["argmax_ratio"],
-                              {"epoch": chosen["epoch"], "in_band": chosen["in_band"]})
+                              {"epoch": chosen["epoch"], "in_band": chosen["in_band"], "target_band": [low, high],
+                               "band_macs": chosen["band_macs"], "flop_rule": tas.flop_rule})
+        summary = ("epoch", "eval_top1", "band_macs", "band_ratio", "in_band", "argmax_macs", "argmax_ratio")
         details = {
             "target_macs": self.target_macs,
             "tolerance_macs": self.tolerance_macs,
-            "pick": "best" if use_best else "last",
+            "flop_rule": tas.flop_rule,
+            "pick": tas.select,
             "macs_reduction": 100.0 * (1.0 - chosen["argmax_ratio"]),
-            "target_reduction": 100.0 * (1.0 - self.recipe.tas.target_ratio),
+            "target_reduction": 100.0 * (1.0 - tas.target_ratio),
+            "band_reduction": [100.0 * (1.0 - high), 100.0 * (1.0 - low)],
             "in_band": chosen["in_band"],
-            "last": {k: final[k] for k in ("epoch", "argmax_macs", "argmax_ratio", "in_band")},
-            "best": None if best is None else {k: best[k] for k in ("epoch", "valid_top1", "argmax_macs", "spec")},
+            "last": {k: final[k] for k in summary},
+            "best": None if best is None else {**{k: best[k] for k in summary}, "spec": best["spec"]},
             "epochs": len(self.history),
         }
         result = SearchResult("tas", self.max_macs, {target: shape}, target, self.loop.elapsed_s, details,

@@ -14,7 +14,8 @@ from nas_impl.methods.search_recipe import build_settings, search_recipe_dict, s
 from nas_impl.training.recipe import Recipe, RecipeKeyError
 
 TAU_SCHEDULES = ("cosine", "linear")
-SELECTIONS = ("last", "best")
+SELECTIONS = ("last", "best", "best-in-band")
+FLOP_RULES = ("official", "built")  # as nas_impl.methods.tas.flops (kept torch-free here)
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,15 @@ class TASSettings:
     tau_schedule: str = "cosine"
     block_relu: bool = True  # the post-publication fix (tas.md §6 #1); False = the paper-time net
     split_seed: int = 0  # of the class-balanced 50/50 split of the training set
+    # Which MACs the FLOP loss and the band compare with the target: 'official' = the released
+    # configs' estimated_FLOP rule and the official search's expectation, 'built' = the built
+    # network's exact count and its exact expectation (see nas_impl.methods.tas.flops).
+    flop_rule: str = "official"
     # The shape written as arch.yaml (the one retrained): 'last' = after the last epoch (the
-    # scripts' seed-X-last.config), 'best' = best valid accuracy among the epochs that ended inside
-    # the MACs band (seed-X-best.config; the last shape when no epoch did).
+    # scripts' seed-X-last.config); 'best' = what the official script writes as seed-X-best.config:
+    # the epoch with the best accuracy of a separate eval-mode pass over the architecture half, the
+    # first on ties (its in-band loop cannot change that pick); 'best-in-band' = what that loop
+    # apparently intends: the best such epoch with |ratio - target_ratio| <= tolerance, else 'best'.
     select: str = "last"
 
     def __post_init__(self) -> None:
@@ -49,6 +56,7 @@ class TASSettings:
             (("tau_schedule",), lambda: self.tau_schedule in TAU_SCHEDULES, f"one of {', '.join(TAU_SCHEDULES)}"),
             (("split_seed",), lambda: self.split_seed >= 0, "a non-negative integer"),
             (("select",), lambda: self.select in SELECTIONS, f"one of {', '.join(SELECTIONS)}"),
+            (("flop_rule",), lambda: self.flop_rule in FLOP_RULES, f"one of {', '.join(FLOP_RULES)}"),
         ]
         for keys, ok, expected in checks:
             if not ok():

@@ -7,10 +7,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from nas_impl.methods.tas.flops import argmax_macs, expected_macs
+from nas_impl.methods.tas.flops import band_macs, expected_macs
 from nas_impl.methods.tas.loss import arch_loss
 from nas_impl.methods.tas.search_net import TASResNet
-from nas_impl.tasks.image import top1_percent
+from nas_impl.tasks.image import count_top1, top1_percent
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -30,9 +30,10 @@ def tau_at(epoch: float, total: int, tau_max: float = 5.0, tau_min: float = 0.1,
 def search_step(net: TASResNet, w_opt: torch.optim.Optimizer, a_opt: torch.optim.Optimizer,
                 train_batch: Batch, valid_batch: Batch, tau: float, target_macs: float,
                 tolerance: float, lambda_: float = 2.0, paper_tolerance: bool = False,
-                generator: torch.Generator | None = None) -> dict[str, float]:
+                generator: torch.Generator | None = None, flop_rule: str = "official") -> dict[str, float]:
     """Weights on `train_batch` (CE), then architecture on `valid_batch` (CE + lambda_ * FLOP
-    loss). `w_opt` must hold only `net.weight_parameters()`, `a_opt` only `net.arch_parameters()`."""
+    loss, with MACs under `flop_rule`). `w_opt` must hold only `net.weight_parameters()`, `a_opt`
+    only `net.arch_parameters()`."""
     net.train()
     x, y = train_batch
     w_opt.zero_grad(set_to_none=True)
@@ -43,8 +44,8 @@ def search_step(net: TASResNet, w_opt: torch.optim.Optimizer, a_opt: torch.optim
 
     xv, yv = valid_batch
     a_opt.zero_grad(set_to_none=True)
-    expected = expected_macs(net)
-    current = argmax_macs(net)
+    expected = expected_macs(net, flop_rule)
+    current = band_macs(net, flop_rule)
     valid_logits = net(xv, tau, generator)
     total, ce, flop = arch_loss(valid_logits, yv, expected, current, target_macs, tolerance, lambda_,
                                 paper_tolerance)
@@ -57,8 +58,23 @@ def search_step(net: TASResNet, w_opt: torch.optim.Optimizer, a_opt: torch.optim
         "arch_ce": ce.item(),
         "flop_loss": flop.item(),
         "expected_macs": expected.item(),
-        "argmax_macs": float(current),
+        "band_macs": float(current),
         "tau": tau,
         "train_top1": top1_percent(logits, y),
         "valid_top1": top1_percent(valid_logits, yv),
     }
+
+
+@torch.no_grad()
+def eval_top1(net: TASResNet, loader, tau: float) -> float:
+    """Top-1 (%) of a separate pass over `loader` in eval mode (BN running statistics) through the
+    sampled super-network at temperature `tau`: the official script's per-epoch validation, whose
+    accuracy picks its 'best' shape."""
+    was_training = net.training
+    net.eval()
+    correct, seen = 0, 0
+    for x, y in loader:
+        correct += int(count_top1(net(x, tau), y))
+        seen += y.numel()
+    net.train(was_training)
+    return 100.0 * correct / max(seen, 1)

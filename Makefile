@@ -35,7 +35,7 @@ lint: venv
 # 15 epochs (about 20 minutes on 2 CPU cores). The copy is JPEG-decoded, so accuracy is reported,
 # not judged against the paper ("not comparable").
 VALIDATE_CONFIG := scale=reduced papers='[baselines]' experiments='[resnet20-cifar10]' data_root=$(NASREPRO_SHARED)/data \
-  dataset_substitutes='{cifar10: cifar10-jpg}' recipe_overrides='{epochs: 15}' device=cpu
+  dataset_substitutes='{cifar10: cifar10-jpg}' recipe_overrides='{epochs: 15}' device=cpu threads=$(CORES)
 validate: venv
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default --config $(VALIDATE_CONFIG)
 	@echo "Validation results: results/reduced/ (report.html, baselines/resnet20-cifar10/seed0/)"
@@ -45,7 +45,7 @@ validate: venv
 # 1 h 45 min on 2 CPU cores.
 VALIDATE_TAS_CONFIG := scale=reduced papers='[tas]' \
   experiments='[searched-C010-ResNet20-kd,searched-C010-ResNet20-nokd,C010-ResNet20]' \
-  data_root=$(NASREPRO_SHARED)/data dataset_substitutes='{cifar10: cifar10-jpg}' device=cpu
+  data_root=$(NASREPRO_SHARED)/data dataset_substitutes='{cifar10: cifar10-jpg}' device=cpu threads=$(CORES)
 validate-tas: venv
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default --config $(VALIDATE_TAS_CONFIG)
 	@echo "Validation results: results/reduced/tas/ (tables/table3-cifar10.csv, search/tas-C010-ResNet20/seed0/)"
@@ -54,7 +54,7 @@ validate-tas: venv
 # to 0.5x its MACs, then the slimmed and the default-width network retrained with one recipe (10 epochs).
 # About 2 h on 2 CPU cores.
 VALIDATE_AUTOSLIM_CONFIG := scale=reduced papers='[autoslim]' experiments='[AutoSlim-MBv2x0.35-C10-0.5x]' \
-  data_root=$(NASREPRO_SHARED)/data dataset_substitutes='{cifar10: cifar10-jpg}' device=cpu
+  data_root=$(NASREPRO_SHARED)/data dataset_substitutes='{cifar10: cifar10-jpg}' device=cpu threads=$(CORES)
 validate-autoslim: venv
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default --config $(VALIDATE_AUTOSLIM_CONFIG)
 	@echo "Validation results: results/reduced/autoslim/ (search/autoslim-MBv2x0.35-C10/seed0/, */seed0/eval.json)"

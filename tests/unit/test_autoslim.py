@@ -114,9 +114,58 @@ def test_residual_groups_tie_exactly_the_entries_identity_shortcuts_add():
     assert [1] in mbv2 and [3, 5] in mbv2  # block 0 alone (16 vs stem 32); stage 1 outputs tied
 
 
-def test_grid_has_the_divisions_above_the_minimum():
-    assert grid(40, 10, 0.15) == [8, 12, 16, 20, 24, 28, 32, 36, 40]
-    assert grid(16, 4, 0.25) == [4, 8, 12, 16]
+def _group_of(space: ChannelSpace, entry: int) -> int:
+    return next(k for k, group in enumerate(space.groups) if entry in group)
+
+
+def test_grid_steps_down_by_channel_step_from_the_full_width_above_the_minimum():
+    assert grid(64, 0.1) == [8, 16, 24, 32, 40, 48, 56, 64]  # floor 6.4: down to one step
+    assert grid(64, 0.15) == [16, 24, 32, 40, 48, 56, 64]  # floor 9.6
+    assert grid(44, 0.1) == [12, 20, 28, 36, 44]  # counted from the full width, as slimming() subtracts
+    assert grid(12, 0.15) == [4, 12]
+    assert grid(8, 0.15) == [8]
+    assert grid(30, 0.1, channel_step=4) == [6, 10, 14, 18, 22, 26, 30]
+
+
+def test_grid_with_divisions_is_the_papers_equal_groups_above_the_minimum():
+    assert grid(40, 0.15, divisions=10) == [8, 12, 16, 20, 24, 28, 32, 36, 40]
+    assert grid(16, 0.25, divisions=4) == [4, 8, 12, 16]
+    assert grid(96, 0.15, channel_step=8, divisions=10) == [20, 29, 39, 48, 58, 68, 77, 87, 96]
+
+
+@pytest.mark.parametrize("keys, grid24, grid96", [
+    ({}, [8, 16, 24], [16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96]),  # 8 channels a step, down to >= 0.15 full
+    ({"divisions": 10}, [5, 8, 10, 12, 15, 17, 20, 22, 24], [20, 29, 39, 48, 58, 68, 77, 87, 96]),  # ceil(full k / 10)
+    ({"channel_step": 16}, [8, 24], [16, 32, 48, 64, 80, 96]),
+])
+def test_the_search_recipe_picks_the_grid(keys, grid24, grid96):
+    settings = search_recipe_from_dict({"epochs": 1, "targets": ["0.5x"], **keys}).autoslim
+    space = ChannelSpace.for_search(normalize_spec("resnet20-cifar", shortcut="B"), settings)
+    # 1.5x ResNet-20: stem 24, stages of 24, 48 and 96 channels; each stage's outputs are one group
+    assert space.full[0] == 24 and space.full[-1] == 96
+    assert space.grids[_group_of(space, 0)] == grid24 and space.grids[_group_of(space, len(space.full) - 1)] == grid96
+
+
+def test_mobilenet_v2_keeps_its_last_conv_at_full_width():
+    """As the official US-MobileNetV2 (its last conv is built with us=[True, False]): one width only."""
+    space = ChannelSpace(widen(normalize_spec("mobilenetv2-imagenet"), 1.5), input_size=(3, 224, 224))
+    assert space.groups[_group_of(space, 34)] == [34] and space.grids[_group_of(space, 34)] == [1920]
+    configs = [space.largest(), space.smallest(), space.random(torch.Generator().manual_seed(0))]
+    assert all(space.channels(c)[-1] == 1920 for c in configs)
+    assert space.grids[0] == [8, 16, 24, 32, 40, 48]  # the stem (48 at 1.5x) is searched
+    # MNasNet and MobileNetV1 (whose released lists vary there) keep their last conv searchable
+    for name in ("mnasnet-imagenet", "mobilenetv1-imagenet"):
+        other = ChannelSpace(widen(normalize_spec(name), 1.5), input_size=(3, 224, 224))
+        assert len(other.grids[_group_of(other, len(other.full) - 1)]) > 1
+
+
+def test_widen_builds_mobile_networks_at_the_wider_width_mult():
+    """An expansion is t times the rounded block input, as a US-Net at width_mult 1.5 builds it."""
+    mnas = widen(normalize_spec("mnasnet-imagenet"), 1.5)["channels"]
+    assert mnas[13:15] == [64, 384]  # block 6 out: 40 x 1.5 -> 64; block 7 expands 6 x 64 (not 240 x 1.5 = 360)
+    mbv2 = widen(normalize_spec("mobilenetv2-imagenet"), 1.5)["channels"]
+    assert mbv2[3:5] == [40, 240] and mbv2[-1] == 1920  # 24 x 1.5 = 36 -> 40, expanded 6 x 40; 1280 x 1.5
+    assert widen(normalize_spec("resnet20-cifar", shortcut="B"), 1.5)["channels"][:2] == [24, 24]
 
 
 def test_zero_padding_shortcuts_are_refused():
@@ -260,6 +309,14 @@ def test_search_recipe_validates_targets_and_keys():
         search_recipe_from_dict({"epochs": 1})
     with pytest.raises(SpecError, match=r"unknown search recipe key\(s\) \['divison'\]"):
         search_recipe_from_dict({"epochs": 1, "targets": ["0.5x"], "divison": 10})
+    settings = recipe.autoslim
+    assert (settings.channel_step, settings.divisions) == (8, None)  # the official step by default
+    with pytest.raises(SpecError, match="'channel_step' = 0: must be a positive integer"):
+        search_recipe_from_dict({"epochs": 1, "targets": ["0.5x"], "channel_step": 0})
+    with pytest.raises(SpecError, match="'divisions' = 1: must be an integer of at least 2, or null"):
+        search_recipe_from_dict({"epochs": 1, "targets": ["0.5x"], "divisions": 1})
+    with pytest.raises(SpecError, match="'channel_step' = 8.5: must be an integer"):
+        search_recipe_from_dict({"epochs": 1, "targets": ["0.5x"], "channel_step": 8.5})
 
 
 def test_autoslim_is_registered_with_two_stages():
@@ -322,3 +379,18 @@ def test_greedy_slimming_removes_the_step_that_costs_the_least_accuracy(resnet_s
     for row in result.steps:  # the recorded accuracy is the oracle's
         wrong += cost[row["group"]]
         assert row["held_out_top1"] == pytest.approx(100.0 * (n - wrong) / n)
+
+
+def test_greedy_slimming_never_slims_a_fixed_last_conv(mbv2_space):
+    """Slimming MobileNetV2's last conv would cost nothing here, yet the first step slims the
+    cheapest searched group instead."""
+    last = _group_of(mbv2_space, len(mbv2_space.full) - 1)
+    assert mbv2_space.largest()[last] == mbv2_space.smallest()[last] == 0
+    cost = [0 if g == last else 2 + g % 3 for g in range(len(mbv2_space.groups))]
+    cost[1] = 1
+    n = 2 * sum(c * k for c, k in zip(cost, mbv2_space.largest()))
+    labels = torch.arange(n) % 10
+    result = greedy_slim(_Oracle(mbv2_space, cost), [(labels.float()[:, None].expand(n, 3).clone(), labels)],
+                         [("one step", mbv2_space.macs(mbv2_space.largest()) - 1)])
+    assert [row["group"] for row in result.steps] == [1]
+    assert mbv2_space.channels(result.found[0].config)[-1] == mbv2_space.full[-1]

@@ -138,6 +138,30 @@ def test_released_config_matches_derived_flops_and_params(name):
     _same_structure(model, build_model(model.to_spec()))
 
 
+# Released configs: on the grid of the super-network the replication searches ------------------
+
+@pytest.mark.parametrize("name", list(RELEASED))
+def test_released_config_lies_on_the_grid_of_its_super_network(name):
+    """The ImageNet search of the released list's family, with the paper recipe as replication.yaml
+    configures it (supernet_width, channel_step or divisions, width_min), can reach the list."""
+    from nas_impl.methods.autoslim.space import ChannelSpace
+    from nas_impl.replication.manifest import load_replication
+
+    replication = load_replication(ROOT / "replications/autoslim")
+    base = f"{name.rsplit('-', 1)[0]}-imagenet"
+    (search,) = [s for s, entry in replication.searches.items() if entry.arch == base]
+    settings = replication.search_recipe(search, "paper").autoslim
+    space = ChannelSpace.for_search(yaml.safe_load((ARCHS / f"{base}.yaml").read_text()), settings, (3, 224, 224))
+    released = yaml.safe_load((ARCHS / f"{name}.yaml").read_text())["channels"]
+    assert len(released) == len(space.full)
+    for group, widths in zip(space.groups, space.grids):
+        values = sorted({released[i] for i in group})
+        assert len(values) == 1 and values[0] in widths, \
+            f"entries {group}: released {values}, grid {widths[:3]}...{widths[-1]} (full {space.full[group[0]]})"
+    if name.startswith("mobilenet_v2"):
+        assert released[-1] == space.full[-1] == 1920  # the last conv, never slimmed
+
+
 # Default networks against independent counts -------------------------------------------------
 
 def test_mnasnet_default_is_torchvision_mnasnet1_0():

@@ -27,7 +27,8 @@ def parse_target(text: str) -> tuple[str, float]:
 class AutoSlimSettings:
     targets: tuple[str, ...]  # MACs targets, recorded on the way down (the first is arch.yaml)
     supernet_width: float = 1.5  # super-network width, times the default channel list
-    divisions: int = 10  # width steps per group: the paper's 10 groups per layer
+    channel_step: int = 8  # channels one slimming step removes from a group (official slimming())
+    divisions: int | None = None  # if set, replaces channel_step: this many equal steps per group (paper: 10)
     width_min: float = 0.15  # smallest width of a group, of its full width
     num_sample_training: int = 4  # sandwich: largest, smallest and n - 2 random configurations
     inplace_distill: bool = True  # smaller configurations learn the largest one's soft predictions
@@ -41,7 +42,8 @@ class AutoSlimSettings:
         checks = [
             ("targets", len(self.targets) >= 1, "a non-empty list such as ['0.5x'] or ['505M', '305M']"),
             ("supernet_width", self.supernet_width >= 1.0, "at least 1.0"),
-            ("divisions", self.divisions >= 2, "an integer of at least 2"),
+            ("channel_step", self.channel_step >= 1, "a positive integer"),
+            ("divisions", self.divisions is None or self.divisions >= 2, "an integer of at least 2, or null"),
             ("width_min", 0 < self.width_min <= 1, "in (0, 1]"),
             ("num_sample_training", self.num_sample_training >= 2, "at least 2 (largest and smallest)"),
             ("holdout", 0 < self.holdout < 1, "in (0, 1)"),

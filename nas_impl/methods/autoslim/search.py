@@ -25,7 +25,7 @@ from nas_impl.methods.autoslim.data import SlimData, memory_format
 from nas_impl.methods.autoslim.greedy import greedy_slim
 from nas_impl.methods.autoslim.recipe import SLIMMING_ONLY, SearchRecipe, parse_target
 from nas_impl.methods.interface import SearchedShape, SearchResult, StageResult
-from nas_impl.methods.autoslim.space import ChannelSpace, meta_model, widen
+from nas_impl.methods.autoslim.space import ChannelSpace, meta_model
 from nas_impl.methods.autoslim.supernet import SlimmableNet, calibrated_accuracy, sandwich_configs, sandwich_step
 from nas_impl.metrics import count_macs
 from nas_impl.seeds import derive_seed
@@ -58,8 +58,7 @@ class AutoSlimSearch:
         self.record = {**data.record, **(record or {})}
         self.base_spec = base_spec
         settings = recipe.autoslim
-        self.space = ChannelSpace(widen(base_spec, settings.supernet_width), settings.divisions, settings.width_min,
-                                  data.input_size)
+        self.space = ChannelSpace.for_search(base_spec, settings, data.input_size)
         self.base_macs = count_macs(meta_model(base_spec), data.input_size)
         seed_everything(seed)  # the super-network's initialisation depends on the seed only
         self.model = SlimmableNet(self.space).to(self.device, memory_format=memory_format(self.device))

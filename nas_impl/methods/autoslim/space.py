@@ -3,9 +3,12 @@
 A configuration is a family channel list (the family's `channels` spec key, e.g. AutoSlim's
 `channel_num_list` order for MobileNetV2). Entries joined by a residual addition must stay equal
 (the official code excludes such `linked` layers from independent slimming), so the list is
-partitioned into *groups* that move together. Each group may take a width from its grid: the
-full (super-network) width split into `divisions` equal steps (the paper's 10 groups per
-layer), never below `width_min` of the full width.
+partitioned into *groups* that move together. Each group may take a width from its grid: by
+default its full (super-network) width minus whole steps of `channel_step` channels (the
+official `slimming()` removes a fixed number of channels from a layer per step), or with
+`divisions` the full width split into that many equal steps (the paper's 10 groups per layer),
+never below `width_min` of the full width. A family may keep entries fixed at their full width
+(MobileNetV2's last conv, which the official US-MobileNetV2 never slims): their grid is one width.
 
 Which entry sets each conv's output width is found once, by narrowing each group in the plain
 family network built on the meta device (no memory, no compute) and reading which convs follow,
@@ -67,10 +70,12 @@ def _resnet_blocks(spec: Any) -> list[Block]:
 class FamilySpace:
     blocks: Callable[[Any], list[Block]]  # (of the parsed spec) blocks that may add their input to their output
     defaults: dict[str, Any]  # the width keys a channel list replaces, at the values it requires
+    fixed_last: bool = False  # the last entry (a last conv) keeps its full width: not searched
 
 
 SPACES: dict[str, FamilySpace] = {
-    "mobilenet-v2": FamilySpace(_inverted_residual_blocks(mbv2_strides), {"width_mult": 1.0}),
+    # The official US-MobileNetV2 builds its last conv with us=[True, False] (input slimmable, output not).
+    "mobilenet-v2": FamilySpace(_inverted_residual_blocks(mbv2_strides), {"width_mult": 1.0}, fixed_last=True),
     "mnasnet": FamilySpace(_inverted_residual_blocks(mnasnet_strides), {"width_mult": 1.0}),
     "mobilenet-v1": FamilySpace(lambda spec: [], {"width_mult": 1.0}),
     "resnet-cifar": FamilySpace(_resnet_blocks, {"base_width": 16}),
@@ -114,32 +119,51 @@ def full_channels(spec: dict[str, Any]) -> list[int]:
 
 
 def widen(spec: dict[str, Any], factor: float) -> dict[str, Any]:
-    """The super-network: every entry of the spec's channel list times `factor`, rounded to a
-    multiple of 8 as the families round widths (entries below 8 are only rounded up to an integer)."""
+    """The super-network, as an explicit channel list. A network given by `width_mult` is rebuilt at
+    `width_mult * factor`, as the official US-Nets build theirs at the top of their width range: an
+    expansion is t times the rounded block input (1.5x MNasNet: 6 x 64 = 384, not 240 x 1.5 = 360).
+    Otherwise every entry times `factor`, rounded to a multiple of 8 as the families round widths
+    (entries below 8 are only rounded up to an integer)."""
     spec = normalize_spec(spec)
-    wide = [make_divisible(c * factor) if c >= 8 else math.ceil(c * factor) for c in full_channels(spec)]
+    if "width_mult" in spec and spec.get("channels") is None:
+        wide = full_channels({**spec, "width_mult": round(spec["width_mult"] * factor, 9)})
+    else:
+        wide = [make_divisible(c * factor) if c >= 8 else math.ceil(c * factor) for c in full_channels(spec)]
     return normalize_spec({**spec, **family_space(spec).defaults, "channels": wide})
 
 
-def grid(full: int, divisions: int, width_min: float) -> list[int]:
-    """Widths a group may take: ceil(full * k / divisions), k = 1..divisions, >= width_min * full."""
+def grid(full: int, width_min: float, channel_step: int = 8, divisions: int | None = None) -> list[int]:
+    """Widths a group of full width `full` may take, ascending, none below width_min * full (nor 0):
+    full, full - channel_step, full - 2 * channel_step, ...; or, with `divisions`,
+    ceil(full * k / divisions) for k = 1..divisions."""
     lowest = max(1, math.ceil(width_min * full - 1e-9))
+    if divisions is None:
+        return list(range(full, lowest - 1, -channel_step))[::-1]
     return sorted({w for k in range(1, divisions + 1) if (w := math.ceil(full * k / divisions - 1e-9)) >= lowest})
 
 
 class ChannelSpace:
     """Groups, width grids and the configurations of one super-network spec."""
 
-    def __init__(self, spec: dict[str, Any], divisions: int = 10, width_min: float = 0.15,
-                 input_size: tuple[int, int, int] = (3, 32, 32)) -> None:
+    def __init__(self, spec: dict[str, Any], divisions: int | None = None, width_min: float = 0.15,
+                 input_size: tuple[int, int, int] = (3, 32, 32), channel_step: int = 8) -> None:
         self.spec = normalize_spec(spec)
         self.full = full_channels(self.spec)
         if self.spec.get("shortcut") == "A":
             raise NasReproError("AutoSlim needs slimmable shortcuts: the zero-padding shortcut 'A' is not; "
                                 "use 'shortcut: B' (a 1x1 conv) in the base network's spec")
         self.groups = residual_groups(self.spec)
-        self.grids = [grid(self.full[g[0]], divisions, width_min) for g in self.groups]
+        fixed = {len(self.full) - 1} if family_space(self.spec).fixed_last else set()
+        self.grids = [[self.full[g[0]]] if fixed.intersection(g) else
+                      grid(self.full[g[0]], width_min, channel_step, divisions) for g in self.groups]
         self.input_size = input_size
+
+    @classmethod
+    def for_search(cls, base_spec: dict[str, Any], settings: Any,
+                   input_size: tuple[int, int, int] = (3, 32, 32)) -> ChannelSpace:
+        """The super-network's space as a search recipe's AutoSlim settings configure it."""
+        return cls(widen(base_spec, settings.supernet_width), settings.divisions, settings.width_min, input_size,
+                   settings.channel_step)
 
     # A configuration is held as one grid index per group.
     def largest(self) -> tuple[int, ...]:

@@ -45,6 +45,7 @@ class EvaluationOnly:
 @dataclass(frozen=True)
 class Halves:
     split_seed: int
+    channels_last: bool = True  # False where a CPU backward pass needs NCHW (TAS's sliced convs)
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,8 @@ def run_data(dataset: str, recipe: Recipe, seed: int, device: torch.device, data
         first, second = data.split_halves(source.labels(pool), seed=plan.split_seed)
         record["search_split"] = data.SplitRecord.create(
             dataset, plan.split_seed, {"weights": len(first), "architecture": len(second)}, first, second).to_dict()
-        loaders["weights"] = source.training_loader(pool[first], recipe, seed)
-        loaders["architecture"] = source.training_loader(pool[second], recipe, seed + 1)
+        loaders["weights"] = source.training_loader(pool[first], recipe, seed, plan.channels_last)
+        loaders["architecture"] = source.training_loader(pool[second], recipe, seed + 1, plan.channels_last)
     elif isinstance(plan, Holdout):
         train_idx, scored = _holdout(dataset, source.labels(pool), plan, record)
         loaders["train"] = source.training_loader(pool[train_idx], recipe, seed, plan.channels_last_train)

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 RESULTS: dict[str, dict[str, float]] = {}  # model -> variant -> images/s
+STEP_COSTS: dict[str, dict[str, float]] = {}  # search -> step_s, bare_s, ratio, target
 OUT = Path(__file__).resolve().parents[2] / "results" / "bench" / "throughput.json"
+STEP_OUT = OUT.with_name("search_steps.json")
 
 
 @pytest.fixture
@@ -19,7 +21,16 @@ def record_throughput():
     return record
 
 
+@pytest.fixture
+def record_step_cost():
+    def record(name: str, step_s: float, bare_s: float, target: float) -> None:
+        STEP_COSTS[name] = {"step_s": step_s, "bare_s": bare_s, "ratio": step_s / bare_s, "target": target}
+
+    return record
+
+
 def pytest_terminal_summary(terminalreporter):
+    _step_cost_summary(terminalreporter)
     if not RESULTS:
         return
     tr = terminalreporter
@@ -39,3 +50,15 @@ def pytest_terminal_summary(terminalreporter):
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(RESULTS, indent=2) + "\n")
     tr.write_line(f"saved to {OUT}")
+
+
+def _step_cost_summary(tr) -> None:
+    if not STEP_COSTS:
+        return
+    tr.section("search step against the bare training step (median s, interleaved rounds)")
+    tr.write_line(f"{'search':<36}{'step s':>9}{'bare s':>9}{'ratio':>8}{'target':>8}")
+    for name, c in STEP_COSTS.items():
+        tr.write_line(f"{name:<36}{c['step_s']:>9.3f}{c['bare_s']:>9.3f}{c['ratio']:>8.2f}{'<= ' + str(c['target']):>8}")
+    STEP_OUT.parent.mkdir(parents=True, exist_ok=True)
+    STEP_OUT.write_text(json.dumps(STEP_COSTS, indent=2) + "\n")
+    tr.write_line(f"saved to {STEP_OUT}")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 
 import nas_impl.methods.tas.search_net as search_net
@@ -25,7 +26,7 @@ from nas_impl.methods.tas import (
     tau_at,
     width_choices,
 )
-from nas_impl.methods.tas.cwi import cwi
+from nas_impl.methods.tas.cwi import cwi, scaled_cwi
 from nas_impl.metrics import count_macs
 from nas_impl.models import build_model
 
@@ -116,6 +117,20 @@ def test_cwi_growing_equals_adaptive_average_pooling(c, target):
     x = torch.randn(2, c, 3, 4, generator=torch.Generator().manual_seed(c)).contiguous(memory_format=torch.channels_last)
     reference = torch.nn.functional.adaptive_avg_pool3d(x.unsqueeze(1), (target, 3, 4)).squeeze(1)
     assert torch.equal(cwi(x, target), reference)
+
+
+@pytest.mark.parametrize("c, target", [(9, 16), (16, 16), (44, 64), (20, 16)])
+def test_scaled_cwi_equals_scaling_the_resized_map(c, target):
+    x = torch.randn(3, c, 4, 4, requires_grad=True)
+    w = torch.tensor(0.3, requires_grad=True)
+    g = torch.randn(3, target, 4, 4)
+    want = w * F.adaptive_avg_pool3d(x.unsqueeze(1), (target, 4, 4)).squeeze(1)
+    grads_want = torch.autograd.grad((want * g).sum(), (x, w))
+    got = scaled_cwi(x, target, w)
+    grads_got = torch.autograd.grad((got * g).sum(), (x, w))
+    torch.testing.assert_close(got, want)
+    for a, b in zip(grads_got, grads_want):
+        torch.testing.assert_close(a, b)
 
 
 def test_cwi_gradient_matches_adaptive_average_pooling():

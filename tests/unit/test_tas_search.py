@@ -32,7 +32,7 @@ def _data(seed: int = 0, n: int = 64) -> RunData:
     x = torch.randint(0, 256, (n, *INPUT), dtype=torch.uint8, generator=gen)
     y = torch.arange(n) % 4
     half = n // 2
-    common = dict(mean=(0.5,) * 3, std=(0.25,) * 3, shuffle=True, drop_last=True, channels_last=True)
+    common = dict(mean=(0.5,) * 3, std=(0.25,) * 3, shuffle=True, drop_last=True, channels_last=False)
     return RunData({"weights": TensorLoader(x[:half], y[:half], 16, seed=seed, **common),
                     "architecture": TensorLoader(x[half:], y[half:], 16, seed=seed + 1, **common)},
                    4, INPUT, {"dataset": "synthetic"})

@@ -12,17 +12,8 @@ import torch
 
 from nas_impl.errors import NasReproError
 from nas_impl.methods.autoslim.recipe import SearchRecipe
+from nas_impl.methods.memory_format import sliced_net_memory_format as memory_format
 from nas_impl.run_data import Holdout, run_data
-
-
-def memory_format(device: torch.device | str, backward: bool = True) -> torch.memory_format:
-    """channels_last, except where a backward pass runs on CPU: there oneDNN's channels_last weight
-    gradient for the super-network's sliced convolutions is not deterministic and, with one thread,
-    corrupts the heap (torch 2.14, "double free or corruption"). NCHW is exact there, and faster
-    (3.7 s against 12-16 s for a tiny test epoch); forward-only slimming stays channels_last (1.6x
-    faster than NCHW on CPU, the same slimming path)."""
-    cpu_backward = torch.device(device).type == "cpu" and backward
-    return torch.contiguous_format if cpu_backward else torch.channels_last
 
 
 @dataclass

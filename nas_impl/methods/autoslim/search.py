@@ -21,7 +21,8 @@ import torch
 
 from nas_impl.errors import NasReproError
 from nas_impl.io import write_csv_rows_atomic, write_json_atomic
-from nas_impl.methods.autoslim.data import SlimData, memory_format
+from nas_impl.methods.autoslim.data import SlimData
+from nas_impl.methods.memory_format import sliced_net_memory_format as memory_format
 from nas_impl.methods.autoslim.greedy import greedy_slim
 from nas_impl.methods.autoslim.recipe import SLIMMING_ONLY, SearchRecipe, parse_target
 from nas_impl.methods.interface import SearchedShape, SearchResult, StageResult

@@ -20,6 +20,7 @@ import torch
 
 from nas_impl.errors import NasReproError
 from nas_impl.methods.interface import SearchedShape, SearchResult, StageResult, ratio_target
+from nas_impl.methods.memory_format import sliced_net_memory_format
 from nas_impl.methods.tas.derive import derive_spec
 from nas_impl.methods.tas.flops import argmax_macs, band_macs, expected_macs
 from nas_impl.methods.tas.recipe import SearchRecipe
@@ -47,7 +48,9 @@ def search_data(dataset: str, recipe: SearchRecipe, seed: int, device: torch.dev
     if dataset == "imagenet":
         raise NasReproError("TAS search on ImageNet is not supported: the official code has no ImageNet search "
                             "(tas.md §6 #4); retrain the released shapes (archs/ImageNet-ResNet*V1.yaml) instead")
-    return run_data(dataset, recipe.weights, seed, device, data_root, Halves(recipe.tas.split_seed), evaluate=None)
+    channels_last = sliced_net_memory_format(device) == torch.channels_last
+    return run_data(dataset, recipe.weights, seed, device, data_root, Halves(recipe.tas.split_seed, channels_last),
+                    evaluate=None)
 
 
 def super_net(base_spec: dict[str, Any], recipe: SearchRecipe, num_classes: int,
@@ -65,7 +68,7 @@ class TASSearch:
                  seed: int, device: torch.device | str = "cpu", record: dict[str, Any] | None = None) -> None:
         self.loop = EpochLoop(out_dir, FILES, seed=seed, epochs=recipe.weights.epochs, device=device)
         self.device = self.loop.device
-        self.net = net.to(self.device, memory_format=torch.channels_last)
+        self.net = net.to(self.device, memory_format=sliced_net_memory_format(self.device))
         self.recipe, self.data, self.seed = recipe, data, seed
         self.out_dir = Path(out_dir)
         self.record = {**data.record, **(record or {})}

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nas_impl.methods.tas.choices import depth_choices, width_choices
-from nas_impl.methods.tas.cwi import cwi
+from nas_impl.methods.tas.cwi import scaled_cwi
 from nas_impl.models.blocks import kaiming_init
 
 _DIVISOR = {"basic": 6, "bottleneck": 9}
@@ -77,9 +77,10 @@ class WidthConv(nn.Module):
         top = max(widths)
         weight = self.conv.weight[:top, : x.shape[1]]  # the input's width: zero padding, without the zeros
         y = F.conv2d(x, weight, None, self.conv.stride, self.conv.padding)
-        out = 0
-        for i, (k, width) in enumerate(zip(idx.tolist(), widths)):
-            out = out + weights[i] * cwi(self.bns[k](y[:, :width]), top)
+        out = None
+        for weight_i, k, width in zip(weights, idx.tolist(), widths):
+            term = scaled_cwi(self.bns[k](y[:, :width]), top, weight_i)
+            out = term if out is None else out + term
         return out
 
 
@@ -172,6 +173,6 @@ class TASResNet(nn.Module):
                 if b + 1 in self.depth_choices:
                     exits.append(x)
             widest = max(out.shape[1] for out in exits)
-            x = sum(p * cwi(out, widest) for p, out in zip(probs, exits))
+            x = sum(scaled_cwi(out, widest, p) for p, out in zip(probs, exits))
         features = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
         return F.linear(features, self.fc.weight[:, : features.shape[1]], self.fc.bias)

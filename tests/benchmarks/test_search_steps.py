@@ -81,7 +81,7 @@ def test_tas_search_step_against_the_bare_step(benchmark, depth, record_step_cos
             medians["bare NCHW step"], 3.5)
 
 
-@pytest.mark.parametrize("arch, size, batch", [("mobilenet_v2-cifar", 32, 64), ("mobilenet_v2-imagenet", 224, 8)])
+@pytest.mark.parametrize("arch, size, batch", [("mobilenetv2-cifar", 32, 64), ("mobilenetv2-imagenet", 224, 8)])
 def test_autoslim_sandwich_step_against_the_bare_step(benchmark, arch, size, batch, record_step_cost):
     torch.manual_seed(0)
     settings = AutoSlimSettings(targets=("0.5x",))

@@ -144,7 +144,9 @@ def test_cwi_gradient_matches_adaptive_average_pooling():
 
 # ---------------------------------------------------------------- sampling
 
-def test_two_distinct_widths_sampled_per_conv(monkeypatch):
+def test_two_distinct_widths_sampled_per_conv_in_one_draw(monkeypatch):
+    """One draw over the whole width-logit matrix per forward (as the official select2withP): two
+    distinct valid choices per conv, mixing weights summing to 1."""
     calls = []
     original = search_net.sample_widths
 
@@ -159,10 +161,22 @@ def test_two_distinct_widths_sampled_per_conv(monkeypatch):
     for tau in (5.0, 0.1):
         calls.clear()
         net(torch.randn(4, 3, *SMALL), tau, gen)
-        assert len(calls) == len(net.width_convs())
-        for idx, weights in calls:
-            assert len(idx) == 2 and idx[0] != idx[1] and all(0 <= i < 8 for i in idx)
-            torch.testing.assert_close(weights.sum(), torch.tensor(1.0))
+        assert len(calls) == 1
+        idx, weights = calls[0]
+        assert len(idx) == len(net.width_convs())
+        for row, w in zip(idx, weights):
+            assert len(row) == 2 and row[0] != row[1] and all(0 <= i < 8 for i in row)
+            torch.testing.assert_close(w.sum(), torch.tensor(1.0))
+
+
+def test_rows_with_fewer_choices_never_sample_the_missing_ones():
+    logits = torch.zeros(3, 8)
+    missing = torch.zeros(3, 8)
+    missing[1, 3:] = float("-inf")  # a conv with 3 width choices
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        idx, weights = search_net.sample_widths(logits + missing, 1.0, gen)
+        assert all(i < 3 for i in idx[1].tolist()) and torch.isfinite(weights).all()
 
 
 def test_forward_is_seeded_by_the_generator():

@@ -2,7 +2,7 @@
 
 The reference below writes the official search forward out with plain torch ops, from the
 description of `SearchCifarResNet.py` (AutoDL-Projects f46486e): Gumbel sampling of 2 widths per
-conv, the input zero-padded to the conv's full input width and the output sliced per width, each
+conv in one draw over all convs, then the depth probabilities of all stages, the input zero-padded to the conv's full input width and the output sliced per width, each
 width with its own BN (batch statistics), CWI by `adaptive_avg_pool3d` to the larger width, residual
 adds over zero-padded maps, the shortcut with the block's last conv's sample, stage exits mixed by
 Gumbel-softmax depth probabilities, and the classifier over zero-padded features. It reads the
@@ -30,17 +30,15 @@ def _cwi(x: torch.Tensor, channels: int) -> torch.Tensor:
     return F.adaptive_avg_pool3d(x.unsqueeze(1), (channels, *x.shape[2:])).squeeze(1)
 
 
-def _pick(logits: torch.Tensor, gen: torch.Generator, k: int = 2) -> tuple[list[int], torch.Tensor]:
+def _gumbel(logits: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     u = torch.rand(logits.shape, generator=gen, dtype=logits.dtype)
-    z = (F.log_softmax(logits, -1) - torch.log(-torch.log(u))) / TAU
-    idx = torch.multinomial(F.softmax(z, -1).detach(), min(k, logits.numel()), replacement=False, generator=gen)
-    return idx.tolist(), F.softmax(z[idx], -1)
+    return (F.log_softmax(logits, -1) - torch.log(-torch.log(u))) / TAU
 
 
-def _conv(x, layer, net, gen, pick=None):
-    """One searched conv: returns the mixed output and the pick (indices, weights) it used."""
+def _conv(x, layer, picks):
+    """One searched conv mixing the candidates sampled for its row (or its block's last conv's)."""
     choices = layer.choices
-    idx, weights = pick or _pick(net.width_logits[layer.row, : len(choices)], gen)
+    idx, weights = picks
     if layer.pool is not None:
         x = F.avg_pool2d(x, 2)
     conv = layer.conv
@@ -48,7 +46,7 @@ def _conv(x, layer, net, gen, pick=None):
     outs = [F.batch_norm(y[:, : choices[k]], None, None, layer.bns[k].weight, layer.bns[k].bias, True, 0.1,
                          layer.bns[k].eps) for k in idx]
     top = max(o.shape[1] for o in outs)
-    return sum(w * _cwi(o, top) for w, o in zip(weights, outs)), (idx, weights)
+    return sum(w * _cwi(o, top) for w, o in zip(weights, outs))
 
 
 def _add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -57,23 +55,29 @@ def _add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def reference_forward(net: TASResNet, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    x = F.relu(_conv(x, net.stem, net, gen)[0])
+    # One Gumbel draw over all width rows and a multinomial pick of 2 per row, then one draw for the
+    # depths of all stages: the order of the official search_forward (select2withP twice).
+    z = _gumbel(net.width_logits, gen)
+    idx = torch.multinomial(F.softmax(z, -1).detach(), 2, replacement=False, generator=gen)
+    mix = F.softmax(z.gather(1, idx), -1)
+    picks = [(row.tolist(), w) for row, w in zip(idx, mix)]
+    depth_p = F.softmax(_gumbel(net.depth_logits, gen), -1)
+    x = F.relu(_conv(x, net.stem, picks[net.stem.row]))
     for s, stage in enumerate(net.stages):
-        u = torch.rand(net.depth_logits[s].shape, generator=gen)
-        depth_p = F.softmax((F.log_softmax(net.depth_logits[s], -1) - torch.log(-torch.log(u))) / TAU, -1)
         exits = []
         for b, blk in enumerate(stage):
-            out, pick = x, None
+            out = x
             for i, layer in enumerate(blk.convs):
-                out, pick = _conv(out, layer, net, gen)
+                out = _conv(out, layer, picks[layer.row])
                 if i < len(blk.convs) - 1:
                     out = F.relu(out)
-            residual = x if blk.shortcut is None else _conv(x, blk.shortcut, net, gen, pick)[0]
+            last = picks[blk.convs[-1].row]
+            residual = x if blk.shortcut is None else _conv(x, blk.shortcut, last)
             x = F.relu(_add(residual, out))
             if b + 1 in net.depth_choices:
                 exits.append(x)
         widest = max(e.shape[1] for e in exits)
-        x = sum(p * _cwi(e, widest) for p, e in zip(depth_p, exits))
+        x = sum(p * _cwi(e, widest) for p, e in zip(depth_p[s], exits))
     features = _pad_channels(x.mean((2, 3))[:, :, None, None], net.fc.in_features).flatten(1)
     return F.linear(features, net.fc.weight, net.fc.bias)
 

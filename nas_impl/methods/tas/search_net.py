@@ -1,8 +1,9 @@
 """TAS's width/depth super-network over a CIFAR ResNet (search mode only), as the official
 `SearchCifarResNet.py` computes it (AutoDL-Projects f46486e).
 
-Per forward, each conv samples `samples` (2) distinct candidate widths from a Gumbel-softmax over
-its width logits. The conv reads whatever width its input has (the official code zero-pads the
+Per forward, every conv samples `samples` (2) distinct candidate widths from a Gumbel-softmax over
+its width logits, all convs in one draw over the logit matrix (as the official `select2withP`),
+then the depth probabilities of all stages in a second. The conv reads whatever width its input has (the official code zero-pads the
 input to the weight's width; slicing the weight is the same product), each candidate is the conv
 output truncated to that width and normalised by that width's own BN, and the candidates are
 CWI-resized to the larger of them and mixed with their re-normalised Gumbel weights (paper Eq. 4).
@@ -37,12 +38,13 @@ def gumbel_logits(logits: torch.Tensor, tau: float, generator: torch.Generator |
 
 def sample_widths(logits: torch.Tensor, tau: float, generator: torch.Generator | None,
                   k: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices of `k` distinct candidates (multinomial without replacement on the Gumbel
-    probabilities) and their mixing weights (softmax of their Gumbel logits)."""
+    """Per row of `logits` (-inf marks a row's missing choices): the indices of `k` distinct
+    candidates (multinomial without replacement on the Gumbel probabilities) and their mixing
+    weights (softmax of their Gumbel logits)."""
     z = gumbel_logits(logits, tau, generator)
-    k = min(k, logits.numel())
+    k = min(k, int(torch.isfinite(logits).sum(-1).min()))
     idx = torch.multinomial(F.softmax(z, dim=-1).detach(), k, replacement=False, generator=generator)
-    return idx, F.softmax(z[idx], dim=-1)
+    return idx, F.softmax(z.gather(-1, idx), dim=-1)
 
 
 def additive(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -66,19 +68,16 @@ class WidthConv(nn.Module):
         self.bns = nn.ModuleList(nn.BatchNorm2d(c) for c in self.choices)
         self.cin, self.cout, self.kernel, self.stride, self.row = cin, cout, kernel, stride, row
 
-    def sample(self, logits: torch.Tensor, tau: float, generator: torch.Generator | None,
-               k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return sample_widths(logits[: len(self.choices)], tau, generator, k)
-
-    def forward(self, x: torch.Tensor, idx: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, idx: list[int], weights: torch.Tensor) -> torch.Tensor:
+        """The mix of the candidates `idx` (indices into `choices`) with their `weights`."""
         if self.pool is not None:
             x = self.pool(x)
-        widths = [self.choices[k] for k in idx.tolist()]
+        widths = [self.choices[k] for k in idx]
         top = max(widths)
         weight = self.conv.weight[:top, : x.shape[1]]  # the input's width: zero padding, without the zeros
         y = F.conv2d(x, weight, None, self.conv.stride, self.conv.padding)
         out = None
-        for weight_i, k, width in zip(weights, idx.tolist(), widths):
+        for weight_i, k, width in zip(weights, idx, widths):
             term = scaled_cwi(self.bns[k](y[:, :width]), top, weight_i)
             out = term if out is None else out + term
         return out
@@ -101,15 +100,15 @@ class SearchBlock(nn.Module):
             self.shortcut = WidthConv(cin, cout, 1, stride, row=first_row + len(shapes) - 1, pool=stride > 1)
         self.stride, self.cin, self.cout, self.block_relu = stride, cin, cout, block_relu
 
-    def forward(self, x: torch.Tensor, width_logits: torch.Tensor, tau: float,
-                generator: torch.Generator | None, samples: int = 2) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, idx: list[list[int]], weights: torch.Tensor) -> torch.Tensor:
+        """`idx[row]`, `weights[row]`: the candidates sampled for each width-logit row."""
         out = x
         for i, conv in enumerate(self.convs):
-            idx, weights = conv.sample(width_logits[conv.row], tau, generator, samples)
-            out = conv(out, idx, weights)
+            out = conv(out, idx[conv.row], weights[conv.row])
             if i < len(self.convs) - 1:
                 out = F.relu(out)
-        out = additive(x if self.shortcut is None else self.shortcut(x, idx, weights), out)
+        last = self.convs[-1].row
+        out = additive(x if self.shortcut is None else self.shortcut(x, idx[last], weights[last]), out)
         # The paper-time code omitted this ReLU (tas.md §6 #1, fixed in AutoDL-Projects 076f9c2).
         return F.relu(out) if self.block_relu else out
 
@@ -149,6 +148,11 @@ class TASResNet(nn.Module):
         kaiming_init(self)
         max_choices = max(len(c.choices) for c in self.width_convs())
         self.width_logits = nn.Parameter(1e-2 * torch.randn(rows, max_choices))
+        # -inf where a conv has fewer choices than the widest row (never sampled; all 0 for CIFAR ResNets)
+        missing = torch.zeros(rows, max_choices)
+        for conv in self.width_convs():
+            missing[conv.row, len(conv.choices):] = float("-inf")
+        self.register_buffer("missing", missing, persistent=False)
         self.depth_logits = nn.Parameter(1e-2 * torch.randn(len(self.stages), len(self.depth_choices)))
 
     def width_convs(self) -> list[WidthConv]:
@@ -164,12 +168,15 @@ class TASResNet(nn.Module):
         return [p for p in self.parameters() if id(p) not in arch]
 
     def forward(self, x: torch.Tensor, tau: float, generator: torch.Generator | None = None) -> torch.Tensor:
-        x = F.relu(self.stem(x, *self.stem.sample(self.width_logits[0], tau, generator, self.samples)))
+        idx, weights = sample_widths(self.width_logits + self.missing, tau, generator, self.samples)
+        idx = idx.tolist()
+        depth_probs = F.softmax(gumbel_logits(self.depth_logits, tau, generator), dim=-1)
+        x = F.relu(self.stem(x, idx[0], weights[0]))
         for s, stage in enumerate(self.stages):
-            probs = F.softmax(gumbel_logits(self.depth_logits[s], tau, generator), dim=-1)
+            probs = depth_probs[s]
             exits = []
             for b, blk in enumerate(stage):
-                x = blk(x, self.width_logits, tau, generator, self.samples)
+                x = blk(x, idx, weights)
                 if b + 1 in self.depth_choices:
                     exits.append(x)
             widest = max(out.shape[1] for out in exits)

@@ -32,6 +32,12 @@ class Stage:
     summary: str  # the file the stage writes last: its output in the workflow (the last stage: search.json)
     checkpoint: str | None = None  # its per-epoch resume state (a rerun resumes from it), if any
     ignores: tuple[str, ...] = ()  # recipe keys that state does not depend on (changing them keeps it)
+    reused: tuple[str, ...] = ()  # results a resumed run reuses instead of recomputing (AutoSlim's supernet.pt)
+
+    @property
+    def state_files(self) -> tuple[str, ...]:
+        """What a rerun keeps only if the same job wrote it (the workflow's resume guard)."""
+        return (*([self.checkpoint] if self.checkpoint else []), *self.reused)
 
 
 @dataclass(frozen=True)

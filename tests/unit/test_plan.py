@@ -192,6 +192,22 @@ def test_resume_guard_ignores_the_keys_it_is_told_to(tmp_path):
     assert "removed" in plan.resume_guard(tmp_path / "run", ["search_checkpoint.pt"], [recipe], "", ignore=["targets"])
 
 
+def test_a_changed_autoslim_recipe_discards_the_reused_super_network_too(tmp_path):
+    """A resumed supernet stage reuses supernet.pt; after a recipe change the guard must remove it
+    with the checkpoint, or the stage refuses it ("its recipe differ") instead of retraining."""
+    from nas_impl.methods.autoslim.recipe import INFO
+
+    stage = INFO.stages[0]
+    recipe = write(tmp_path / "recipe.yaml", "epochs: 4\nchannel_step: 8\n")
+    run = tmp_path / "run"
+    plan.resume_guard(run, stage.state_files, [recipe], "seed=0", ignore=stage.ignores)
+    for name in ("search_checkpoint.pt", "supernet.pt"):
+        write(run / name, "state")
+    write(recipe, "epochs: 4\nchannel_step: 4\n")
+    plan.resume_guard(run, stage.state_files, [recipe], "seed=0", ignore=stage.ignores)
+    assert not (run / "search_checkpoint.pt").exists() and not (run / "supernet.pt").exists()
+
+
 def test_resume_guard_command_line(tmp_path):
     recipe = write(tmp_path / "recipe.yaml", "epochs: 4\n")
     write(tmp_path / "run/checkpoint.pt", "weights")

@@ -171,11 +171,13 @@ def run_checkpoint(wildcards):
 
 
 def resume_guard(out, state, key_files, settings, ignore=()):
-    """The shell command run before a resumable job: it removes OUT/<state> unless the job that wrote it
+    """The shell command run before a resumable job: it removes OUT/<state> (a name or several) unless the job that wrote it
     had the same input files and settings (see nas_impl/plan.py), so a rerun after a kill resumes,
     and a rerun because something changed starts afresh."""
     settings = " ".join(f"{k}={v}" for k, v in settings.items())
-    args = ["python", "-m", "nas_impl.plan", "resume-guard", "--dir", out, "--state", state, "--key", settings]
+    states = [state] if isinstance(state, str) else list(state)
+    args = ["python", "-m", "nas_impl.plan", "resume-guard", "--dir", out]
+    args += [a for name in states for a in ("--state", name)] + ["--key", settings]
     args += [a for path in key_files for a in ("--key-file", str(path))]
     args += [a for key in ignore for a in ("--ignore", key)]
     return " ".join(shlex.quote(a) for a in args)
@@ -191,12 +193,12 @@ def train_guard(wildcards, input):
 def stage_guard(wildcards, input, stage):
     """The resume guard of a search stage that checkpoints (a no-op for one that does not); the
     recipe keys the stage ignores may change without discarding its checkpoint."""
-    if stage.checkpoint is None:
+    if not stage.state_files:
         return "true"
     settings = {"method": search_method(wildcards), "dataset": search_dataset(wildcards),
                 "data_root": config["data_root"], "device": config["device"], "threads": THREADS,
                 "seed": wildcards.seed}
-    return resume_guard(search_dir(wildcards), stage.checkpoint, [input.base, input.recipe], settings,
+    return resume_guard(search_dir(wildcards), stage.state_files, [input.base, input.recipe], settings,
                         stage.ignores)
 
 

@@ -96,5 +96,6 @@ def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") 
 # `supernet` trains the slimmable super-network (checkpointed every epoch; it does not depend on the
 # slimming-only keys, so new targets reuse it); `slim` slims it greedily down to every target.
 INFO = MethodInfo("autoslim", AutoSlimSettings, search_recipe_from_dict, lambda recipe: recipe.autoslim.targets,
-                  stages=(Stage("supernet", "supernet.json", checkpoint="search_checkpoint.pt", ignores=SLIMMING_ONLY),
+                  stages=(Stage("supernet", "supernet.json", checkpoint="search_checkpoint.pt", ignores=SLIMMING_ONLY,
+                                reused=("supernet.pt",)),
                           Stage("slim", "search.json")))

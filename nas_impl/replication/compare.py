@@ -93,27 +93,37 @@ def seed_values(row: PublishedRow, run_dir: Path, seeds: list[int],
     return values, dataset
 
 
-def search_band(row: PublishedRow, search_dir: Path, target: str | None, seeds: list[int]) -> tuple[float, float] | None:
-    """The MACs band a search aimed its shape at (its `target_band`, ratios of the unpruned MACs), in
-    the row's metric and unit, when every seed's search.json records the same band (TAS does)."""
-    if row.metric not in ("macs", "macs_reduction"):
-        return None
+def search_band(search_dir: Path, target: str | None, seeds: list[int]) -> tuple[float, float] | None:
+    """The MACs band a search aimed its shape at (its `target_band`: ratios of the unpruned MACs),
+    when every seed's search.json records the same one (TAS does)."""
     bands = set()
     for seed in seeds:
         path = search_dir / f"seed{seed}" / "search.json"
         if not path.is_file():
             continue
         found = _read_json(path)
-        shape = found.get("targets", {}).get(target or found.get("selected"), {})
-        band = shape.get("details", {}).get("target_band")
+        band = found.get("targets", {}).get(target or found.get("selected"), {}).get("details", {}).get("target_band")
         if band is None:
             return None
-        low, high = band
-        if row.metric == "macs_reduction":
-            bands.add((100.0 * (1.0 - high), 100.0 * (1.0 - low)))
-        else:
-            bands.add((low * found["base_macs"] / UNITS[row.unit], high * found["base_macs"] / UNITS[row.unit]))
+        bands.add(tuple(band))
     return bands.pop() if len(bands) == 1 else None
+
+
+def band_in_row_units(row: PublishedRow, band: tuple[float, float] | None, baseline_dir: Path | None,
+                      seeds: list[int]) -> tuple[float, float] | None:
+    """A ratio band as the row's metric: a reduction in %, or MACs of the baseline network (as its
+    arch_metrics.json counts them, at the experiment's input size) in the row's unit."""
+    if band is None or row.metric not in ("macs", "macs_reduction"):
+        return None
+    low, high = band
+    if row.metric == "macs_reduction":
+        return 100.0 * (1.0 - high), 100.0 * (1.0 - low)
+    paths = [baseline_dir / f"seed{seed}" / "arch_metrics.json" for seed in seeds] if baseline_dir else []
+    base = [_read_json(p)["macs"] for p in paths if p.is_file()]
+    if not base:
+        return None
+    macs = statistics.fmean(base) / UNITS[row.unit]
+    return low * macs, high * macs
 
 
 def judge(row: PublishedRow, values: list[float], run_dataset: str | None, scale: str,
@@ -214,8 +224,9 @@ def _compare_row(rep: Replication, row: PublishedRow, experiment: str | None, la
         baseline_dir = results_dir / exp.baseline if exp.baseline else None
         values, run_dataset = seed_values(row, results_dir / experiment, seeds, baseline_dir)
         run_dataset = run_dataset or rep.run_dataset(experiment, scale)
-        if searched:
-            band = search_band(row, results_dir / "search" / exp.search, exp.search_target, seeds)
+        if searched and row.metric in ("macs", "macs_reduction"):
+            band = band_in_row_units(row, search_band(results_dir / "search" / exp.search, exp.search_target, seeds),
+                                     baseline_dir, seeds)
     judged = judge(row, values, run_dataset, scale, rep, searched, band)
     if judged["verdict"] == NOT_RUN:
         reason, detail = not_run

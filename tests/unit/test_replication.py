@@ -429,6 +429,24 @@ def test_a_searched_shape_is_judged_against_its_search_band(tmp_path, macs, verd
     assert "target band 45-55 %" in row["note"]
 
 
+def test_a_searched_shapes_macs_are_judged_against_the_band_times_the_baselines_macs(tmp_path):
+    """The band is a ratio: in MACs it scales the baseline's count (40M here), not the search's own
+    base (10M: a search on smaller images), so 22M lies in 18-22M (+/- 6.7% of the published 22.4M)."""
+    published = SEARCHED_PUBLISHED + "t,cifar10,R20 TAS,macs,22.4,M,src,\n"
+    rep = load_replication(write_replication(tmp_path, published, **SEARCHED))
+    results = tmp_path / "results"
+    _write(results, "r20", top1=92.0, macs=40.0e6)
+    _write(results, "kd", top1=91.3, macs=23.0e6)
+    _write_search(results, [0.45, 0.55], base_macs=10.0e6)
+    rows = compare_replication(rep, results, "reduced")["t"].set_index(["model", "metric"])
+    row = rows.loc[("R20 TAS [searched, KD]", "macs")]
+    assert "target band 18-22 M" in row["note"] and row["verdict"] == "reproduced"  # 23 <= 22 + 1.5
+    _write(results, "kd", top1=91.3, macs=24.0e6)
+    row = compare_replication(rep, results, "reduced")["t"].set_index(["model", "metric"]).loc[
+        ("R20 TAS [searched, KD]", "macs")]
+    assert row["verdict"] == "not reproduced"
+
+
 # -- schema errors as one line naming the key and the fix ------------------------------------------
 @pytest.mark.parametrize("change, message", [
     (lambda m: m.update(experimnts=m.pop("experiments")),

@@ -3,7 +3,8 @@
 
 Per forward, every conv samples `samples` (2) distinct candidate widths from a Gumbel-softmax over
 its width logits, all convs in one draw over the logit matrix (as the official `select2withP`),
-then the depth probabilities of all stages in a second. The conv reads whatever width its input has (the official code zero-pads the
+then the depth probabilities of all stages in a second. The conv reads whatever width its input
+has (the official code zero-pads the
 input to the weight's width; slicing the weight is the same product), each candidate is the conv
 output truncated to that width and normalised by that width's own BN, and the candidates are
 CWI-resized to the larger of them and mixed with their re-normalised Gumbel weights (paper Eq. 4).

@@ -4,8 +4,9 @@ by workflow jobs that never touch a tensor).
 Two pipelines apply it. Small image datasets are augmented on the device as whole uint8 batches
 (`crop_padding`, `flip`, `cutout`; `nas_impl/data/augment.py`). ImageNet is read from its folders
 by worker processes with torchvision transforms (`nas_impl/data/imagenet.py`): RandomResizedCrop
-and a horizontal flip always, plus the two photometric keys `color_jitter` and `lighting`, which
-only that pipeline applies (an on-device loader refuses them rather than ignore them).
+(its area range set by `crop_scale`) and a horizontal flip always, plus the two photometric keys
+`color_jitter` and `lighting`; only that pipeline applies these three keys (an on-device loader
+refuses them rather than ignore them).
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _scale_range(value: Any) -> bool:
+    return (value is None or isinstance(value, (list, tuple)) and len(value) == 2
+            and all(_number(v) for v in value) and 0 < value[0] <= value[1] <= 1)
+
+
 def _jitter(value: Any) -> bool:
     return (value is None or isinstance(value, (list, tuple)) and len(value) == 4
             and all(_number(v) and v >= 0 for v in value) and value[3] <= 0.5)
@@ -36,6 +42,9 @@ _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "crop_padding": (_count, "a non-negative integer (pixels of zero padding; 0 disables the crop)"),
     "flip": (lambda v: isinstance(v, bool), "true or false"),
     "cutout": (_count, "a non-negative integer (side of the square; 0 disables cutout)"),
+    "crop_scale": (_scale_range, "a list [min, max] with 0 < min <= max <= 1 (RandomResizedCrop's range of the "
+                                 "crop's share of the image area, e.g. [0.25, 1.0]); null for torchvision's "
+                                 "[0.08, 1.0]"),
     "color_jitter": (_jitter, "a list of four non-negative numbers [brightness, contrast, saturation, hue], "
                               "hue at most 0.5 (torchvision ColorJitter's factors), e.g. [0.4, 0.4, 0.4, 0.2]; "
                               "null for none"),
@@ -64,12 +73,14 @@ def augmentation_problem(values: Any) -> str | None:
 class Augmentation:
     """CIFAR-style augmentation: `crop_padding`-pixel zero-padded random crop, horizontal flip
     with probability 1/2, and cutout of a `cutout`×`cutout` square (0 disables); and, for ImageNet
-    only, `color_jitter` (torchvision ColorJitter's brightness, contrast, saturation, hue) and
+    only, `crop_scale` (RandomResizedCrop's area range; None: torchvision's (0.08, 1)),
+    `color_jitter` (torchvision ColorJitter's brightness, contrast, saturation, hue) and
     `lighting` (AlexNet-style PCA lighting noise of this standard deviation; 0 disables)."""
 
     crop_padding: int = 0
     flip: bool = False
     cutout: int = 0
+    crop_scale: tuple[float, float] | None = None
     color_jitter: tuple[float, float, float, float] | None = None
     lighting: float = 0.0
 
@@ -77,8 +88,9 @@ class Augmentation:
         problem = augmentation_problem(self.to_dict())
         if problem is not None:
             raise SpecError(f"augmentation: {problem}")
-        if self.color_jitter is not None:  # a list from YAML: stored as a tuple, so the value is hashable
-            object.__setattr__(self, "color_jitter", tuple(float(v) for v in self.color_jitter))
+        for key in ("crop_scale", "color_jitter"):  # a list from YAML: stored as a tuple, so the value is hashable
+            if getattr(self, key) is not None:
+                object.__setattr__(self, key, tuple(float(v) for v in getattr(self, key)))
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> Augmentation:
@@ -90,8 +102,11 @@ class Augmentation:
 
     def to_dict(self) -> dict[str, Any]:
         jitter = None if self.color_jitter is None else list(self.color_jitter)
-        return {"crop_padding": self.crop_padding, "flip": self.flip, "cutout": self.cutout,
-                "color_jitter": jitter, "lighting": self.lighting}
+        values = {"crop_padding": self.crop_padding, "flip": self.flip, "cutout": self.cutout,
+                  "color_jitter": jitter, "lighting": self.lighting}
+        if self.crop_scale is not None:  # left out when unset, so recipes without it keep their identity
+            values["crop_scale"] = list(self.crop_scale)
+        return values
 
     @property
     def jitter_active(self) -> bool:
@@ -100,8 +115,9 @@ class Augmentation:
     @property
     def imagenet_only_keys(self) -> list[str]:
         """The ImageNet-only keys this augmentation sets (to a value that does something)."""
-        return [key for key, active in (("color_jitter", self.jitter_active), ("lighting", self.lighting > 0))
-                if active]
+        active = (("crop_scale", self.crop_scale is not None), ("color_jitter", self.jitter_active),
+                  ("lighting", self.lighting > 0))
+        return [key for key, on in active if on]
 
     def check_on_device(self, what: str) -> None:
         """A SpecError when this augmentation sets a key that the on-device pipeline cannot apply

@@ -116,8 +116,9 @@ class ImageNetFolders:
         return self.root / "val"
 
     def train_transform(self, augmentation: Augmentation | None = None) -> Callable[[Any], torch.Tensor]:
-        """RandomResizedCrop(224), then `augmentation`'s ColorJitter and Lighting where it sets them,
-        then horizontal flip and normalise: the order of the TAS and AutoSlim training transforms
+        """RandomResizedCrop(224) over `augmentation`'s crop_scale (torchvision's (0.08, 1) when
+        unset), then its ColorJitter and Lighting where it sets them, then horizontal flip and
+        normalise: the order of the TAS and AutoSlim training transforms
         (xautodl get_datasets('imagenet-1k'); slimmable_networks train.py data_transforms).
         The on-device keys (`crop_padding`, `flip`, `cutout`) do not apply here."""
         from torchvision import transforms
@@ -130,7 +131,7 @@ class ImageNetFolders:
         if augmentation.lighting > 0:
             photometric.append(Lighting(augmentation.lighting))
         return transforms.Compose([
-            transforms.RandomResizedCrop(self.image_size),
+            transforms.RandomResizedCrop(self.image_size, scale=augmentation.crop_scale or (0.08, 1.0)),
             *photometric,
             transforms.RandomHorizontalFlip(),
             transforms.ToTensor(),

@@ -179,6 +179,20 @@ def test_the_jitter_factors_reach_torchvision(tmp_path):
     assert lighting.alphastd == 0.1
 
 
+@pytest.mark.parametrize("augment, scale", [(None, (0.08, 1.0)), ({"crop_scale": [0.25, 1.0]}, (0.25, 1.0))])
+def test_the_crop_covers_the_recipes_area_range(tmp_path, augment, scale):
+    from nas_impl.data import Augmentation
+
+    write_tree(tmp_path)
+    crop = load_imagenet(tmp_path, **COUNTS).train_transform(Augmentation.from_dict(augment)).transforms[0]
+    assert tuple(crop.scale) == pytest.approx(scale)
+    # A crop never covers less of the image than the range's lower end (torchvision falls back to
+    # a centre crop of the whole image after ten misses, which only enlarges it).
+    image = Image.new("RGB", (200, 160))
+    areas = [crop.get_params(image, crop.scale, crop.ratio) for _ in range(300)]
+    assert min(h * w for _, _, h, w in areas) >= scale[0] * 200 * 160 * 0.95  # w, h are rounded
+
+
 def test_run_data_applies_the_recipes_augmentation_to_training_images_only(tmp_path, monkeypatch):
     from nas_impl import data
     from nas_impl.run_data import Holdout, run_data

@@ -174,7 +174,10 @@ def test_imagenet_only_augmentation_is_refused_on_the_device_not_ignored(tmp_pat
         make_loader(pattern_images(), jitter)
     with pytest.raises(SpecError, match=r"'augment\.lighting' applies to ImageNet only"):
         make_loader(pattern_images(), Augmentation(lighting=0.1))
+    with pytest.raises(SpecError, match=r"'augment\.crop_scale' applies to ImageNet only"):
+        make_loader(pattern_images(), Augmentation.from_dict({"crop_scale": [0.25, 1.0]}))
     make_loader(pattern_images(), Augmentation(color_jitter=(0, 0, 0, 0), lighting=0.0))  # both off: accepted
+    assert "crop_scale" not in Augmentation().to_dict()  # unset, it leaves a recipe's identity as it was
 
     from nas_impl.run_data import run_data
     from nas_impl.training.recipe import recipe_from_dict

@@ -63,6 +63,10 @@ BAD_VALUES = [
     ("augment: {color_jitter: [0.4, 0.4, .inf, 0.1]}", "augment"),
     ("augment: {color_jitter: 0.4}", "augment"),
     ("augment: {lighting: -0.1}", "augment"),
+    ("augment: {crop_scale: [0.0, 1.0]}", "augment"),
+    ("augment: {crop_scale: [0.5, 0.25]}", "augment"),
+    ("augment: {crop_scale: [0.25, 1.5]}", "augment"),
+    ("augment: {crop_scale: 0.25}", "augment"),
     ("augment: {lighting: true}", "augment"),
     ("augment: {lighting: 1e-1}", "augment"),
     ("lr: .inf", "lr"),
@@ -105,6 +109,7 @@ def test_bad_values_name_the_file_and_the_key(tmp_path, extra, key):
     "distill: {alpha: 0, temperature: 1}", "distill: {teacher: null}",
     "augment: {flip: true, color_jitter: [0.4, 0.4, 0.4, 0.5], lighting: 0.1}",
     "augment: {color_jitter: [0, 0, 0, 0], lighting: 0}", "augment: {color_jitter: null}",
+    "augment: {crop_scale: [0.25, 1.0]}", "augment: {crop_scale: [1, 1]}", "augment: {crop_scale: null}",
 ])
 def test_edge_values_that_are_valid_pass(tmp_path, extra):
     load_recipe(write_recipe(tmp_path, extra))

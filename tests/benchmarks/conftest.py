@@ -23,8 +23,11 @@ def record_throughput():
 
 @pytest.fixture
 def record_step_cost():
-    def record(name: str, step_s: float, bare_s: float, target: float) -> None:
-        STEP_COSTS[name] = {"step_s": step_s, "bare_s": bare_s, "ratio": step_s / bare_s, "target": target}
+    def record(name: str, step_s: float, bare_s: float, target: float, floor_s: float | None = None) -> None:
+        cost = {"step_s": step_s, "bare_s": bare_s, "ratio": step_s / bare_s, "target": target}
+        if floor_s is not None:
+            cost.update(floor_s=floor_s, floor_ratio=floor_s / bare_s, step_over_floor=step_s / floor_s)
+        STEP_COSTS[name] = cost
 
     return record
 
@@ -56,9 +59,11 @@ def _step_cost_summary(tr) -> None:
     if not STEP_COSTS:
         return
     tr.section("search step against the bare training step (median s, interleaved rounds)")
-    tr.write_line(f"{'search':<36}{'step s':>9}{'bare s':>9}{'ratio':>8}{'target':>8}")
+    tr.write_line(f"{'search':<36}{'step s':>9}{'bare s':>9}{'ratio':>8}{'target':>8}{'floor':>8}{'step/floor':>11}")
     for name, c in STEP_COSTS.items():
-        tr.write_line(f"{name:<36}{c['step_s']:>9.3f}{c['bare_s']:>9.3f}{c['ratio']:>8.2f}{'<= ' + str(c['target']):>8}")
+        floor = (f"{c['floor_ratio']:>8.2f}{c['step_over_floor']:>11.2f}" if "floor_s" in c else f"{'-':>8}{'-':>11}")
+        tr.write_line(f"{name:<36}{c['step_s']:>9.3f}{c['bare_s']:>9.3f}{c['ratio']:>8.2f}"
+                      f"{'<= ' + str(c['target']):>8}{floor}")
     STEP_OUT.parent.mkdir(parents=True, exist_ok=True)
     STEP_OUT.write_text(json.dumps(STEP_COSTS, indent=2) + "\n")
     tr.write_line(f"saved to {STEP_OUT}")

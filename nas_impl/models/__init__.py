@@ -5,6 +5,7 @@ Importing this package registers every family and variant.
 
 from nas_impl.models import (  # noqa: F401  (registers)
     lstm_lm,
+    mbconv_chain,
     mnasnet,
     mobilenet_v1,
     mobilenet_v2,

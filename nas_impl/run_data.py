@@ -60,6 +60,8 @@ class Holdout:
     record_key: str = "holdout_split"
     train_part: str = "train"
     keys: tuple[str, str] = ("scored", "fraction")
+    size: int | None = None  # held-out images, exactly (replaces `fraction`; ProxylessNAS's valid_size)
+    scored_shuffled: bool = False  # reshuffle the scored part every pass, dropping a last partial batch
 
 
 SplitPlan = Whole | EvaluationOnly | Halves | Holdout
@@ -106,7 +108,8 @@ def run_data(dataset: str, recipe: Recipe, seed: int, device: torch.device, data
     elif isinstance(plan, Holdout):
         train_idx, scored = _holdout(dataset, source.labels(pool), plan, record)
         loaders["train"] = source.training_loader(pool[train_idx], recipe, seed, plan.channels_last_train)
-        loaders["scored"] = source.fixed_loader(pool[scored], plan.batch_size, seed, split="train")
+        loaders["scored"] = source.fixed_loader(pool[scored], plan.batch_size, seed, split="train",
+                                                shuffled=plan.scored_shuffled)
     if evaluate is not None:
         loaders["eval"] = source.evaluation_loader(evaluate, pool, recipe, seed, record)
         record["eval_split"] = evaluate
@@ -122,7 +125,11 @@ def _holdout(dataset: str, labels: torch.Tensor, plan: Holdout,
     """(training indices, scored held-out indices), class-balanced, seeded by `split_seed`."""
     from nas_impl import data
 
-    train_idx, held_idx = data.holdout(labels, round(plan.fraction * len(labels)), seed=plan.split_seed)
+    size = round(plan.fraction * len(labels)) if plan.size is None else plan.size
+    if plan.size is not None and not 0 < size < len(labels):
+        raise NasReproError(f"search recipe key '{plan.keys[1]}' = {size}: must be below the {len(labels)} training "
+                            "images (lower it, or raise 'train_subset')")
+    train_idx, held_idx = data.holdout(labels, size, seed=plan.split_seed)
     if plan.scored > len(held_idx):
         scored_key, fraction_key = plan.keys
         raise NasReproError(f"search recipe key '{scored_key}' = {plan.scored} exceeds the {len(held_idx)} "
@@ -175,9 +182,11 @@ class TensorSource:
         return self._loader(self.ds.train_x[idx], self.ds.train_y[idx], recipe.batch_size,
                             augment=augment, shuffle=True, drop_last=True, seed=seed, channels_last=channels_last)
 
-    def fixed_loader(self, idx: torch.Tensor, batch_size: int, seed: int, split: str) -> Any:
+    def fixed_loader(self, idx: torch.Tensor, batch_size: int, seed: int, split: str, shuffled: bool = False) -> Any:
+        """The images as they are evaluated (no augmentation); `shuffled`: a new order every pass."""
         x, y = (self.ds.train_x, self.ds.train_y) if split == "train" else (self.ds.test_x, self.ds.test_y)
-        return self._loader(x[idx], y[idx], batch_size, seed=seed, channels_last=True)
+        return self._loader(x[idx], y[idx], batch_size, seed=seed, channels_last=True, shuffle=shuffled,
+                            drop_last=shuffled)
 
     def evaluation_loader(self, split: str, pool: torch.Tensor | None, recipe: Recipe, seed: int,
                           record: dict[str, Any]) -> Any:
@@ -247,11 +256,12 @@ class FolderSource:
         return data.make_loader(self._subset(self.training_set(recipe), idx), recipe.batch_size, shuffle=True,
                                 workers=self.workers, seed=seed, drop_last=True)
 
-    def fixed_loader(self, idx: torch.Tensor, batch_size: int, seed: int, split: str) -> Any:
+    def fixed_loader(self, idx: torch.Tensor, batch_size: int, seed: int, split: str, shuffled: bool = False) -> Any:
         from nas_impl import data
 
         base = self.folders.train_dataset(self.folders.val_transform()) if split == "train" else self.folders.val_dataset()
-        return data.make_loader(self._subset(base, idx), batch_size, shuffle=False, workers=self.workers, seed=seed)
+        return data.make_loader(self._subset(base, idx), batch_size, shuffle=shuffled, workers=self.workers, seed=seed,
+                                drop_last=shuffled)
 
     def evaluation_loader(self, split: str, pool: torch.Tensor | None, recipe: Recipe, seed: int,
                           record: dict[str, Any]) -> Any:

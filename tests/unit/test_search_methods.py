@@ -18,12 +18,17 @@ from nas_impl.metrics import count_macs
 from nas_impl.models import build_model, load_spec
 
 BASE = {"family": "resnet-cifar", "depth": 8, "shortcut": "B"}
+# A method that searches another family than the CIFAR ResNets names its own small base network.
+BASE_OF = {"proxylessnas": {"family": "mbconv-chain", "stem": "cifar", "first_conv": 8,
+                            "blocks": ["e1_k3_c8_s1", "e6_k3_c8_s1", "e6_k3_c16_s2"], "feature_mix": 32}}
 TRAINING = {"epochs": 1, "batch_size": 32, "lr": 0.05, "train_subset": 160, "augment": {"crop_padding": 2, "flip": True}}
 # A tiny recipe per registered method: a method added to the registry without one fails here.
 TINY = {
     "tas": {"target_ratio": 0.6},
     "autoslim": {"targets": ["0.5x", "0.3x"], "divisions": 4, "width_min": 0.25, "slim_images": 32,
                  "slim_batch_size": 16, "calibration_batches": 1},
+    "proxylessnas": {"supernet_warmup_epochs": 0, "arch_skip_epochs": 0, "valid_size": 32, "kernels": [3, 5],
+                     "expands": [3], "latency_repeats": 2, "latency_warmup": 0},
 }
 COMMON_KEYS = {"method", "base_macs", "selected", "targets", "wall_time_s", "details", "recipe", "record", "run"}
 
@@ -47,7 +52,8 @@ def test_every_method_writes_one_shape_per_target(name, tmp_path, capsys):
     recipe_file, arch = tmp_path / "recipe.yaml", tmp_path / "base.yaml"
     raw = {**TRAINING, **TINY[name]}
     recipe_file.write_text(yaml.safe_dump(raw))
-    arch.write_text(yaml.safe_dump(BASE))
+    base = BASE_OF.get(name, BASE)
+    arch.write_text(yaml.safe_dump(base))
     out = tmp_path / "search"
     info = method_info(name)
     for stage in info.stages:  # as the workflow runs them: one job per stage
@@ -60,7 +66,7 @@ def test_every_method_writes_one_shape_per_target(name, tmp_path, capsys):
     assert COMMON_KEYS <= set(summary) and summary["method"] == name
     targets = info.targets(info.recipe_from_dict(raw, "tiny"))
     assert set(summary["targets"]) == set(targets)
-    base_macs = count_macs(build_model({**BASE, "in_channels": 1, "num_classes": 10}), (1, 28, 28))
+    base_macs = count_macs(build_model({**base, "in_channels": 1, "num_classes": 10}), (1, 28, 28))
     assert summary["base_macs"] == base_macs
     for target, found in summary["targets"].items():
         spec = load_spec(out / f"arch-{target}.yaml")

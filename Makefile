@@ -16,7 +16,7 @@ export MALLOC_TOP_PAD_ := 1073741824
 # Real-data tests and validation runs read ../shared/data (CIFAR-10 copy, Penn Treebank).
 export NASREPRO_SHARED ?= $(abspath ../shared)
 
-.PHONY: run test bench lint validate validate-tas validate-autoslim regress reference screenshot venv data lock clean
+.PHONY: run test bench lint validate validate-tas validate-autoslim validate-proxylessnas regress reference screenshot venv data lock clean
 
 run: venv data
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default
@@ -58,6 +58,16 @@ VALIDATE_AUTOSLIM_CONFIG := scale=reduced papers='[autoslim]' experiments='[Auto
 validate-autoslim: venv
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default --config $(VALIDATE_AUTOSLIM_CONFIG)
 	@echo "Validation results: results/reduced/autoslim/ (search/autoslim-MBv2x0.35-C10/seed0/, */seed0/eval.json)"
+
+# ProxylessNAS's chain on the CIFAR-10 copy: the latency lookup table of the default (mobile) space
+# at 32 px measured on this CPU, a search on 12,000 images (2 warm-up + 4 joint epochs, mul#log
+# latency loss), the derived net retrained 5 epochs on 20,000 images. Several hours on 2 CPU cores;
+# rerun the same command to resume after an interruption.
+VALIDATE_PROXYLESS_CONFIG := scale=reduced papers='[proxylessnas]' experiments='[Proxyless-mobile-C10]' \
+  data_root=$(NASREPRO_SHARED)/data dataset_substitutes='{cifar10: cifar10-jpg}' device=cpu threads=$(CORES)
+validate-proxylessnas: venv
+	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default --config $(VALIDATE_PROXYLESS_CONFIG)
+	@echo "Validation results: results/reduced/proxylessnas/ (search/proxyless-mobile-C10/seed0/, Proxyless-mobile-C10/seed0/eval.json)"
 
 regress: venv
 	$(VENV)/bin/snakemake regress --cores $(CORES) --workflow-profile workflows/profiles/default

@@ -9,6 +9,7 @@ from nas_impl.models import (  # noqa: F401  (registers)
     mnasnet,
     mobilenet_v1,
     mobilenet_v2,
+    pyramid_tree,
     resnet_cifar,
     resnet_imagenet,
     wrn_cifar,

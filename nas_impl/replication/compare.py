@@ -10,6 +10,7 @@ metrics), converted to the row's unit, and judged:
   `tolerances.perplexity`, relative) are compared only at the scales in `accuracy_scales` and only
   when the run used the paper's dataset; elsewhere the verdict is "not comparable at this scale";
 - latency depends on the hardware and is never judged against the paper's device;
+- a search cost (GPU hours) is reported, never judged: its verdict is "not run", with the reason;
 - a row nobody claims, or whose results are missing, is "not run".
 Every tolerance also allows for the rounding of the published figure (PublishedRow.rounding).
 """
@@ -31,6 +32,7 @@ from nas_impl.replication.published import (
     QUALITY_METRICS,
     RELATIVE_METRICS,
     RELATIVE_QUALITY_METRICS,
+    REPORTED_METRICS,
     UNITS,
     PublishedRow,
 )
@@ -209,7 +211,10 @@ def compare_replication(rep: Replication, results_dir: str | Path, scale: str,
 def _compare_row(rep: Replication, row: PublishedRow, experiment: str | None, label: str, results_dir: Path,
                  scale: str, seeds: list[int]) -> dict[str, Any]:
     values, run_dataset, searched, band = [], None, False, None
-    if experiment is None:
+    if row.metric in REPORTED_METRICS:
+        not_run = ("a search cost is reported, not judged",
+                   "the suite records its own search time (wall_time_s) in search.json")
+    elif experiment is None:
         not_run = ("no experiment claims it", "no experiment of the replication claims this row")
     elif scale not in rep.experiments[experiment].scales:
         not_run = (f"not run at {scale} scale",

@@ -14,7 +14,7 @@ from pathlib import Path
 from nas_impl.errors import SpecError
 
 COLUMNS = ("table", "dataset", "model", "metric", "value", "unit", "source", "note")
-UNITS = {"%": 1.0, "count": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "MB": 1e6, "ms": 1.0}
+UNITS = {"%": 1.0, "count": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "MB": 1e6, "ms": 1.0, "h": 1.0}
 # The one definition of the accuracy metrics: as a paper reports them (in the order a plot prefers
 # them), and relative to the unpruned baseline (points lost).
 ABSOLUTE_ACCURACY_METRICS = ("top1", "top1_err", "top5", "top5_err")
@@ -28,10 +28,13 @@ RELATIVE_METRICS = {"acc_drop", "top5_drop", "macs_reduction"}
 # model's perplexity (relative tolerance: `tolerances.perplexity` of the published value).
 RELATIVE_QUALITY_METRICS = {"ppl"}
 QUALITY_METRICS = ACCURACY_METRICS | RELATIVE_QUALITY_METRICS
-METRICS = QUALITY_METRICS | ARCHITECTURE_METRICS | {"latency_ms"}
+# Numbers a paper reports that the suite records but never judges: a search's cost in GPU hours
+# (the suite's own search time is in search.json, on other hardware and at other scales).
+REPORTED_METRICS = {"search_gpu_h"}
+METRICS = QUALITY_METRICS | ARCHITECTURE_METRICS | REPORTED_METRICS | {"latency_ms"}
 UNITS_OF = {**{m: {"%"} for m in ACCURACY_METRICS}, "macs": {"K", "M", "G", "count"}, "params": {"K", "M", "count"},
             "params_no_norm": {"K", "M", "count"}, "peak_activation_mb": {"MB"}, "memory_mb": {"MB"},
-            "latency_ms": {"ms"}, "ppl": {"count"}, "macs_reduction": {"%"}}
+            "latency_ms": {"ms"}, "ppl": {"count"}, "macs_reduction": {"%"}, "search_gpu_h": {"h"}}
 
 
 @dataclass(frozen=True)

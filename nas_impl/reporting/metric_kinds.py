@@ -18,6 +18,7 @@ _AXIS_NAMES = {
     "peak_activation_mb": "peak activation memory",
     "latency_ms": "latency",
     "ppl": "perplexity",
+    "search_gpu_h": "GPU search cost",
 }
 
 _COUNT_UNITS = ("count", "K", "M", "G")

@@ -10,6 +10,12 @@
   (official: 3.09x at 224 px, 2.75x at 32 px, of its own bare step). Beside them, the floor: one
   plain step of each of the same four configurations, built as separate networks.
 
+- ProxylessNAS: on the default (mobile) space at 32 px (`stem: cifar`, batch 64) and at 224 px
+  (batch 8): a weight step (one path per edge sampled from p) against a plain step of the same
+  sampled net built as an `mbconv-chain` (target 1.2x: the single-path promise), and a `full_v2`
+  architecture step (one path forward, every candidate re-run under no_grad in backward) against
+  the same plain step (reported; the official step costs the same kind of extra forwards).
+
 Each round times every variant once, interleaved in rotating order, so that the ratios compare
 runs made seconds apart (these VMs drift by 10-30% over minutes); the ratio of the medians is
 reported. Run with `make bench`, which also fixes the allocator.
@@ -29,6 +35,8 @@ from nas_impl.methods.autoslim.recipe import AutoSlimSettings
 from nas_impl.methods.autoslim.space import ChannelSpace
 from nas_impl.methods.autoslim.supernet import SlimmableNet, sandwich_configs, sandwich_step
 from nas_impl.methods.memory_format import sliced_net_memory_format
+from nas_impl.methods.proxylessnas.search import gradient_arch_step, weight_step
+from nas_impl.methods.proxylessnas.search_net import ProxylessSuperNet
 from nas_impl.methods.tas import TASResNet, band_macs, search_step
 from nas_impl.models import build_model
 
@@ -116,6 +124,31 @@ def test_autoslim_sandwich_step_against_the_bare_step(benchmark, arch, size, bat
     medians = benchmark.pedantic(lambda: _interleaved(variants), rounds=1, iterations=1)
     _report(benchmark, record_step_cost, f"AutoSlim {arch} {size}px", medians["sandwich step"],
             medians["bare NCHW step"], 2.5, medians["plain steps of the same configurations"])
+
+
+@pytest.mark.parametrize("stem, size, batch", [("cifar", 32, 64), ("imagenet", 224, 8)])
+def test_proxyless_steps_against_the_sampled_nets_plain_step(benchmark, stem, size, batch, record_step_cost):
+    torch.manual_seed(0)
+    classes = 10 if size == 32 else 1000
+    space = {**build_model("replications/proxylessnas/archs/space_mobile.yaml").to_spec(), "stem": stem,
+             "num_classes": classes}
+    net = ProxylessSuperNet(space).to(memory_format=torch.channels_last)
+    w_opt = torch.optim.SGD(list(net.weight_parameters()), lr=0.025, momentum=0.9, nesterov=True, weight_decay=4e-5)
+    a_opt = torch.optim.Adam(net.arch_parameters(), lr=1e-3, betas=(0.0, 0.999))
+    x, y = _batch(batch, size, classes, torch.channels_last)
+    # Every variant runs the same sampled net: the search steps resample, so fix the draw.
+    indices = net.binarize()
+    net.binarize = lambda generator=None: net.set_chosen(indices)
+    derived = build_model({**net.derive_spec(indices), "dropout": 0.0}).to(memory_format=torch.channels_last)
+    variants = {
+        "weight step": lambda: weight_step(net, w_opt, (x, y)),
+        "full_v2 arch step": lambda: gradient_arch_step(net, a_opt, (x, y), "full_v2"),
+        "plain step of the sampled net": _plain_step(derived, x, y),
+    }
+    medians = benchmark.pedantic(lambda: _interleaved(variants, rounds=ROUNDS), rounds=1, iterations=1)
+    bare = medians["plain step of the sampled net"]
+    _report(benchmark, record_step_cost, f"ProxylessNAS weight step {size}px", medians["weight step"], bare, 1.2)
+    record_step_cost(f"ProxylessNAS full_v2 arch step {size}px", medians["full_v2 arch step"], bare, float("nan"))
 
 
 def _report(benchmark, record_step_cost, name: str, step_s: float, bare_s: float, target: float,

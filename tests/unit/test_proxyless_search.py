@@ -345,3 +345,15 @@ def test_search_verb_runs_both_stages_on_a_real_dataset(tmp_path, capsys):
     assert summary["record"]["search_split"]["sizes"] == {"weights": 64, "held_out": 32, "scored": 32}
     assert summary["details"]["cost_unit"] == "ms" and math.isfinite(summary["details"]["derived_cost"])
     assert json.loads((out / "latency.json").read_text())["device"]
+
+
+def test_resume_refuses_a_checkpoint_made_with_another_lookup_table(tmp_path):
+    net = _net()
+    keys = net.fixed_cost_keys() + [k for keys in net.edge_cost_keys() for k in keys if k is not None]
+    out = tmp_path / "s"
+    out.mkdir()
+    LatencyTable({k: LatencyEntry(2.0) for k in keys}, "cpu", "test").save(out / LATENCY_TABLE)
+    _search(tmp_path, hardware="latency").fit(stop_after=1)
+    LatencyTable({k: LatencyEntry(3.0) for k in keys}, "cpu", "test").save(out / LATENCY_TABLE)  # re-measured
+    with pytest.raises(NasReproError, match="its costs differ"):
+        _search(tmp_path, hardware="latency").fit(resume=True)

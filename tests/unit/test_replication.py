@@ -66,6 +66,7 @@ def test_the_baselines_replication_is_valid():
     ("t,cifar10,R,macs,forty,M,src,", r"row 2: value 'forty' is not a number"),
     ("t,cifar10,R,macs,40,M,,", r"row 2: column 'source' is empty"),
     ("t,cifar10,R,macs,40,M,src,\nt,cifar10,R,macs,41,M,src,", r"row 3: duplicates row 2"),
+    ("t,cifar10,R,search_gpu_h,200,GPU h,src,", r"row 2: unit 'GPU h' does not fit metric 'search_gpu_h' \(use h\)"),
 ])
 def test_malformed_published_rows_are_named(tmp_path, row, message):
     path = tmp_path / "published.csv"
@@ -156,6 +157,27 @@ def test_each_verdict(tmp_path):
     assert err.tolerance == 0.5 and err.note == "[unverified]"
     macs = table[table.metric == "macs"].iloc[0]
     assert macs.tolerance == pytest.approx(0.4081) and macs.unit == "M"
+
+
+def test_a_search_cost_is_reported_not_judged(tmp_path):
+    """A published search cost (GPU hours) loads, and is "not run" with its own reason whether an
+    experiment claims its model (ResNet-20) or not (ResNet-99), results present or not."""
+    published = PUBLISHED + ("t,cifar10,ResNet-20,search_gpu_h,200,h,src,[secondary]\n"
+                             "t,cifar10,ResNet-99,search_gpu_h,40000,h,src,[unverified]\n")
+    rep = load_replication(write_replication(tmp_path, published))
+    cost = [row for row in rep.published if row.metric == "search_gpu_h"]
+    assert [(row.model, row.value, row.unit) for row in cost] == [("ResNet-20", 200.0, "h"),
+                                                                  ("ResNet-99", 40000.0, "h")]
+    results = tmp_path / "results"
+    write_run(results, 0, top1=92.9, macs=40.813e6, params=0.272e6, dataset="cifar10")
+    for results_dir in (results, tmp_path / "nothing"):
+        table = compare_replication(rep, results_dir, "paper")["t"]
+        rows = table[table.metric == "search_gpu_h"]
+        assert list(rows.verdict) == ["not run", "not run"]
+        assert set(rows.reason) == {"a search cost is reported, not judged"}
+        assert all("search.json" in note for note in rows.note)
+        assert rows.iloc[0].note.startswith("[secondary]") and rows.iloc[0].published == 200.0
+    assert verdicts(compare_replication(rep, results, "paper")["t"])[("ResNet-20", "macs")] == "reproduced"
 
 
 def test_an_unknown_search_method_is_named_with_the_known_ones(tmp_path):

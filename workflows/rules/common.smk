@@ -198,8 +198,10 @@ def stage_guard(wildcards, input, stage):
     settings = {"method": search_method(wildcards), "dataset": search_dataset(wildcards),
                 "data_root": config["data_root"], "device": config["device"], "threads": THREADS,
                 "seed": wildcards.seed}
-    return resume_guard(search_dir(wildcards), stage.state_files, [input.base, input.recipe], settings,
-                        stage.ignores)
+    # The summary of the stage before (ProxylessNAS's latency.json: its lookup table) is a key too: a
+    # rerun of that stage means this one's checkpoint was made with other inputs.
+    return resume_guard(search_dir(wildcards), stage.state_files, [input.base, input.recipe, *input.previous],
+                        settings, stage.ignores)
 
 
 def final_stage(wildcards):

@@ -168,7 +168,8 @@ class ProxylessSearch:
 
     # -- what the epoch loop checkpoints ----------------------------------------------------------
     def identity(self) -> dict[str, Any]:
-        return {"recipe": self.recipe.to_dict(), "seed": self.seed, "space": self.net.edge_cost_keys()}
+        return {"recipe": self.recipe.to_dict(), "seed": self.seed, "space": self.net.edge_cost_keys(),
+                "costs": None if self.costs is None else self.costs.fingerprint()}
 
     def state(self) -> dict[str, Any]:
         return {"net": self.net.state_dict(), "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(),

@@ -8,6 +8,8 @@ the keys every sampled net has, and per edge each candidate's key (None = Zero).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +53,12 @@ class Costs:
             else:
                 probs.append(edge.probs if edge.current_probs is None else edge.current_probs)
         return expected_latency(self.table, self.fixed, zip(probs, self.edges))
+
+    def fingerprint(self) -> str:
+        """A digest of every value the search reads: a checkpoint made with another table is not resumed."""
+        keys = sorted({*self.fixed, *(k for keys in self.edges for k in keys if k is not None)})
+        values = json.dumps([[k, self.table.lookup(k)] for k in keys])
+        return hashlib.sha256(values.encode()).hexdigest()[:16]
 
     def of(self, net: ProxylessSuperNet, indices: list[int]) -> float:
         """The cost of one sampled (or the derived) net."""

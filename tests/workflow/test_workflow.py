@@ -16,12 +16,13 @@ import pandas as pd
 import pytest
 
 from nas_impl.methods import method_info
+from nas_impl.plan import discover_replications
 from nas_impl.replication import load_replication
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 CHAIN = ["prepare_data", "recipe", "train", "evaluate", "compare", "plot", "report"]
-PAPERS = ["baselines", "tas", "autoslim"]
+PAPERS = discover_replications(REPO / "replications")
 
 
 def snakemake(*args: str, cwd: Path = REPO, check: bool = True) -> subprocess.CompletedProcess:
@@ -97,10 +98,12 @@ def test_paper_scale_runs_three_seeds_of_every_table(tmp_path):
     # shape, the searched shape with and without KD, and the two ImageNet teachers and shapes; 3 seeds.
     # AutoSlim (one seed): 3 CIFAR networks at default width and 7 slimmed shapes (ResNet-56 and WRN-40-4
     # at 0.5x and 0.3x, MobileNetV2 also at 88M); 4 ImageNet networks at default width, the 13 released
-    # configurations and the 13 shapes searched at the released targets.
-    assert counts["train"] == (14 + 5 * 2 * 4 + 2 * 2) * 3 + (3 + 7 + 4 + 13 + 13)
-    assert counts["search"] == 5 * 2 * 3 + 3 + 4  # TAS: one stage; AutoSlim: supernet (search_stage), then slim
-    assert counts["search_stage"] == 3 + 4
+    # configurations and the 13 shapes searched at the released targets. ProxylessNAS (one seed): the 4
+    # released ImageNet nets, proxyless_cifar and 5 searched nets (CIFAR, mobile G and R, GPU, CPU).
+    assert counts["train"] == (14 + 5 * 2 * 4 + 2 * 2) * 3 + (3 + 7 + 4 + 13 + 13) + (4 + 1 + 5)
+    # TAS: one stage; AutoSlim: supernet (search_stage), then slim; ProxylessNAS: latency, then search
+    assert counts["search"] == 5 * 2 * 3 + 3 + 4 + 5
+    assert counts["search_stage"] == 3 + 4 + 5
     assert counts["prepare_data"] == 3  # cifar10, cifar100, imagenet
 
 

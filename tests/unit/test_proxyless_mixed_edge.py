@@ -317,31 +317,18 @@ def test_two_needs_a_sampled_pair():
         edge.set_arch_param_grad()
 
 
-# --- uniform warm-up sampling ---------------------------------------------------------------------
+# --- weight-step sampling -------------------------------------------------------------------------
 
 
-def test_uniform_sampling_frequencies_and_no_arch_gradient():
-    edge = _edge(mode="full_v2")
+def test_binarize_in_mode_none_samples_from_p():
+    """Weight steps and the warm-up sample one path from softmax(alpha) (the official `binarize`)."""
+    edge = _edge()
     with torch.no_grad():
         edge.alpha.copy_(torch.tensor([3.0, 0.0, -2.0, 1.0], dtype=D))
     n, gen = 4000, _gen(0)
-    counts = torch.bincount(torch.tensor([edge.sample_uniform(gen) for _ in range(n)]), minlength=4)
-    assert ((counts / n - 0.25).abs() < 0.03).all(), counts
-    edge.mode = None  # binarize follows p (softmax(alpha)), not the uniform law
+    edge.mode = None
     counts = torch.bincount(torch.tensor([edge.binarize(gen) for _ in range(n)]), minlength=4)
     assert ((counts / n - torch.softmax(edge.alpha.detach(), 0)).abs() < 0.03).all(), counts
-
-    x, t = _input(), _target()
-    for mode in ["full_v2", "full", "two"]:
-        edge.mode = mode
-        edge.alpha.grad = None
-        while edge.sample_uniform(gen) == 3:
-            pass
-        y = edge(x)
-        assert torch.equal(y, _outputs(edge, x)[edge.active])
-        _loss(y, t).backward()
-        edge.set_arch_param_grad()
-        assert edge.alpha.grad is None and edge.gates.grad is None, mode
 
 
 # --- alpha init, argmax, entropy ------------------------------------------------------------------

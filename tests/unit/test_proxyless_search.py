@@ -21,12 +21,13 @@ from nas_impl.methods.proxylessnas.loop import (LATENCY_TABLE, ProxylessSearch, 
 from nas_impl.methods.proxylessnas.mixed_edge import MovingAverageBaseline
 from nas_impl.methods.proxylessnas.recipe import search_recipe_from_dict
 from nas_impl.methods.proxylessnas.search import (Costs, CostTable, HardwareLoss, arch_schedule, gradient_arch_step,
-                                                  reinforce_schedule, reinforce_step, warmup_lr)
+                                                  reinforce_schedule, reinforce_step, warmup_recipe)
 from nas_impl.methods.proxylessnas.search_net import ProxylessSuperNet, SearchBlock
 from nas_impl.metrics import count_macs
 from nas_impl.metrics.latency_lut import LatencyEntry, LatencyTable
 from nas_impl.models import build_model, load_spec
 from nas_impl.run_data import RunData
+from nas_impl.training.schedule import lr_at
 
 BACKBONE = {"family": "mbconv-chain", "num_classes": 4, "in_channels": 3, "stem": "cifar", "first_conv": 8,
             "blocks": ["e1_k3_c8_s1", "e6_k3_c8_s1", "e6_k3_c16_s2", "e6_k3_c16_s1"], "feature_mix": 32, "dropout": 0.2}
@@ -172,7 +173,7 @@ def test_reinforce_step_equals_the_official_per_sample_aggregation():
     net = _net()
     for edge in net.edges():
         edge.alpha.data = torch.linspace(-0.5, 0.5, edge.n_choices)
-    costs = Costs(CostTable({}, "MMACs"), [], [], "MMACs")
+    costs = Costs(CostTable({}), [], [], "MMACs")
     costs.of = lambda net, indices: 2.0 + sum(indices)  # a cost that depends on the sample
     x, y = _x(8), torch.arange(8) % 4
     alpha0 = [edge.alpha.detach().clone() for edge in net.edges()]
@@ -206,7 +207,9 @@ def test_update_schedules_as_the_official_configs():
     assert reinforce_schedule(10, 300) == {i: 1 for i in range(10)}  # fewer steps than updates: every step
     schedule = reinforce_schedule(1000, 300)
     assert len(schedule) == 300 and max(schedule) == 999 and min(schedule) == 3  # segments of 4, then 3
-    assert warmup_lr(0.05, 0, 100) == pytest.approx(0.05) and warmup_lr(0.05, 50, 100) == pytest.approx(0.025)
+    # the warm-up: cosine from lr_max 0.05 to 0 over all its steps (here 1 epoch of 100 steps)
+    warm = warmup_recipe(search_recipe_from_dict(RECIPE).weights, 1, 0.05)
+    assert lr_at(warm, 0, 100) == pytest.approx(0.05) and lr_at(warm, 50, 100) == pytest.approx(0.025)
 
 
 # ---------------------------------------------------------------- costs and the latency stage
@@ -217,7 +220,7 @@ def test_flops_costs_are_the_candidates_macs_and_the_derived_net_adds_up():
     indices = [0, 3, 4]
     spec = net.derive_spec(indices)
     assert costs.of(net, indices) * 1e6 == pytest.approx(count_macs(build_model(spec), INPUT), rel=1e-9)
-    uniform = float(costs.expected(net, uniform=True))
+    uniform = float(costs.expected(net, "uniform"))
     each = [sum(0.0 if k is None else costs.table.lookup(k) for k in keys) / len(keys) for keys in costs.edges]
     fixed = sum(costs.table.lookup(k) for k in costs.fixed)
     assert uniform == pytest.approx(fixed + sum(each))
@@ -302,7 +305,7 @@ def test_search_is_seeded_and_resumes_bit_exactly(tmp_path, changes):
 
 def test_a_strong_cost_term_moves_the_derived_net_toward_fewer_macs(tmp_path):
     search = _search(tmp_path, epochs=3, arch_every=1, arch_lr=0.05, loss_form="add", loss_lambda=5.0)
-    before = float(search.costs.expected(search.net, uniform=True))
+    before = float(search.costs.expected(search.net, "uniform"))
     result = search.fit()
     assert result.targets["flops"].macs / 1e6 < before
 

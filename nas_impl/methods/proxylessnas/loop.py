@@ -27,7 +27,7 @@ from nas_impl.methods.interface import SearchedShape, SearchResult, StageResult
 from nas_impl.methods.proxylessnas.mixed_edge import MovingAverageBaseline
 from nas_impl.methods.proxylessnas.recipe import ProxylessSettings, SearchRecipe
 from nas_impl.methods.proxylessnas.search import (Costs, CostTable, HardwareLoss, arch_schedule, gradient_arch_step,
-                                                  held_out_top1, reinforce_schedule, reinforce_step, warmup_lr,
+                                                  held_out_top1, reinforce_schedule, reinforce_step, warmup_recipe,
                                                   weight_step)
 from nas_impl.methods.proxylessnas.search_net import ProxylessSuperNet
 from nas_impl.metrics import count_macs
@@ -64,11 +64,11 @@ def search_data(dataset: str, recipe: SearchRecipe, seed: int, device: torch.dev
                    train_part="weights", keys=("valid_size", "valid_size"), size=settings.valid_size,
                    scored_shuffled=True)
     data = run_data(dataset, recipe.weights, seed, device, data_root, plan, evaluate=None)
-    for part, key in (("train", "batch_size"), ("scored", "arch_batch_size")):
+    for part, key, size, images in (("train", "batch_size", recipe.weights.batch_size, "weight-training"),
+                                    ("scored", "arch_batch_size", arch_batch_size(recipe), "held-out")):
         if len(data.loaders[part]) == 0:
-            raise NasReproError(f"search recipe key '{key}' = {arch_batch_size(recipe) if part == 'scored' else recipe.weights.batch_size} "
-                                f"is larger than the {part == 'scored' and 'held-out' or 'weight-training'} images: "
-                                "lower it, or change 'valid_size' or 'train_subset'")
+            raise NasReproError(f"search recipe key '{key}' = {size} is larger than the {images} images: lower it, "
+                                "or change 'valid_size' or 'train_subset'")
     return data
 
 
@@ -90,7 +90,7 @@ def build_latency_table(net: ProxylessSuperNet, settings: ProxylessSettings, dev
     """latency_table.yaml for this space: measured here, or the user's file checked for coverage."""
     start = time.perf_counter()
     items = net.cost_items(lut_batch(device))
-    keys = list(dict.fromkeys(key for key, _, _ in items))
+    keys = list(dict.fromkeys(item.key for item in items))
     if settings.hardware != "latency":
         summary = {"hardware": settings.hardware, "table": None}
     elif settings.latency_table:
@@ -127,7 +127,8 @@ def search_costs(net: ProxylessSuperNet, settings: ProxylessSettings, out_dir: P
         table: Any = LatencyTable.load(path)
         unit = "ms"
     else:
-        table = CostTable({key: count_macs(make(), shape[1:]) / 1e6 for key, make, shape in net.cost_items()}, "MMACs")
+        distinct = {item.key: item for item in net.cost_items()}
+        table = CostTable({key: count_macs(item.make(), item.input_shape[1:]) / 1e6 for key, item in distinct.items()})
         unit = "MMACs"
     return Costs(table, net.fixed_cost_keys(), net.edge_cost_keys(), unit)
 
@@ -150,15 +151,11 @@ class ProxylessSearch:
                                       eps=settings.arch_eps, weight_decay=settings.arch_weight_decay)
         self.baseline = MovingAverageBaseline(settings.rl_baseline_decay)
         self.costs = search_costs(self.net, settings, self.out_dir)
-        self.ref = None
-        if self.costs is not None:
-            mean = float(self.costs.expected(self.net, uniform=True))
-            self.ref = settings.ref_value if settings.ref_value is not None else mean
-            self.space_mean = mean
-        self.hardware_loss = None if self.ref is None else HardwareLoss(
-            settings.loss_form, self.ref, {"mul#log": {"alpha": settings.loss_alpha, "beta": settings.loss_beta},
-                                           "add#linear": {"lam": settings.loss_lambda},
-                                           "add": {"lam": settings.loss_lambda}}[settings.loss_form])
+        self.space_mean = None if self.costs is None else float(self.costs.expected(self.net, "uniform"))
+        self.ref = settings.ref_value if settings.ref_value is not None else self.space_mean
+        self.hardware_loss = None if self.costs is None else HardwareLoss.of(settings, self.ref)
+        self.warmup = (warmup_recipe(recipe.weights, settings.supernet_warmup_epochs, settings.supernet_warmup_lr)
+                       if settings.supernet_warmup_epochs else None)
         self.input_size = data.input_size
         self.base_macs = count_macs(build_model(self.net.base_spec()), self.input_size)  # the backbone as written
 
@@ -183,10 +180,6 @@ class ProxylessSearch:
         self.baseline.load_state_dict(state["baseline"])
 
     # -- epochs ---------------------------------------------------------------------------------
-    def _held_out(self):
-        loader = self.data.loaders["scored"]
-        return lambda: iter(loader)
-
     def run_epoch(self, epoch: int, loop: EpochLoop) -> dict[str, Any]:
         settings, weights = self.settings, self.recipe.weights
         train, held_out = self.data.loaders["train"], self.data.loaders["scored"]
@@ -204,12 +197,8 @@ class ProxylessSearch:
         updates = 0
         start = time.perf_counter()
         for step, batch in enumerate(loop.progress(train, steps, epoch)):
-            if warm:
-                lr = warmup_lr(settings.supernet_warmup_lr, epoch * steps + step, settings.supernet_warmup_epochs * steps)
-                for group in self.w_opt.param_groups:
-                    group["lr"] = lr
-            else:
-                lr = loop.set_lr(weights, self.w_opt, joint, step, steps)
+            lr = (loop.set_lr(self.warmup, self.w_opt, epoch, step, steps) if warm
+                  else loop.set_lr(weights, self.w_opt, joint, step, steps))
             out = weight_step(self.net, self.w_opt, batch, weights.label_smoothing)
             loop.check_finite(out, "ProxylessNAS weight step diverged", epoch, step, lr, "lower the search recipe's 'lr'")
             sums["loss"] += out["loss"]
@@ -224,18 +213,13 @@ class ProxylessSearch:
         indices = self.net.argmax_indices()
         spec = self.net.derive_spec(indices)
         macs = count_macs(build_model(spec), self.input_size)
-        expected = None
-        if self.costs is not None:
-            with torch.no_grad():
-                for edge in self.net.edges():
-                    edge.current_probs = None
-                expected = float(self.costs.expected(self.net))
+        expected = None if self.costs is None else float(self.costs.expected(self.net, "p").detach())
         return {
             "epoch": epoch + 1, "phase": "warmup" if warm else "search", "lr": lr,
             "train_loss": sums["loss"] / steps, "train_top1": sums["top1"] / steps,
             "arch_updates": updates, "arch_loss": sums["arch_loss"] / updates if updates else None,
             "expected": expected, "entropy": self.net.entropy(),
-            "valid_top1": held_out_top1(self.net, self._held_out(), indices),
+            "valid_top1": held_out_top1(self.net, held_out, indices),
             "argmax_cost": None if self.costs is None else self.costs.of(self.net, indices),
             "argmax_macs": macs, "argmax_ratio": macs / self.base_macs,
             "epoch_s": time.perf_counter() - start, "spec": spec,
@@ -269,7 +253,7 @@ class ProxylessSearch:
             "hardware": settings.hardware,
             "cost_unit": None if self.costs is None else self.costs.unit,
             "ref_value": self.ref,
-            "space_mean_cost": getattr(self, "space_mean", None),
+            "space_mean_cost": self.space_mean,
             "derived_cost": final["argmax_cost"],
             "valid_top1": final["valid_top1"],
             "entropy": final["entropy"],

@@ -129,7 +129,7 @@ class MixedEdge(nn.Module):
         self.current_probs: torch.Tensor | None = None  # official current_prob_over_ops
         self._pair: list[int] | None = None  # `two`: [active, inactive]
         self._old_alphas: torch.Tensor | None = None  # `two`: the pair's logits before the step
-        self._set_active(0, arch=True)
+        self._set_active(0)
 
     # --- properties -----------------------------------------------------------------------
 
@@ -187,11 +187,10 @@ class MixedEdge(nn.Module):
         gates[self.active] = 1.0
         self._gates = gates.requires_grad_(True)
 
-    def _set_active(self, active: int, arch: bool, inactive: list[int] | None = None) -> None:
+    def _set_active(self, active: int, inactive: list[int] | None = None) -> None:
         self.active_index = [int(active)]
         self.inactive_index = ([i for i in range(self.n_choices) if i != active]
                                if inactive is None else [int(i) for i in inactive])
-        self._arch_sample = arch
         self._old_alphas = None
         self._set_gates()
 
@@ -215,30 +214,15 @@ class MixedEdge(nn.Module):
             self.current_probs = torch.zeros_like(probs).index_put((pair,), slice_probs)
             c = int(torch.multinomial(slice_probs.detach(), 1, generator=generator)[0])
             active, inactive = int(pair[c]), int(pair[1 - c])
-            self._set_active(active, arch=True, inactive=[inactive])
+            self._set_active(active, inactive=[inactive])
             self._pair = [active, inactive]
             self.log_prob = None
         else:
             active = int(torch.multinomial(probs.detach(), 1, generator=generator)[0])
-            self._set_active(active, arch=True)
+            self._set_active(active)
             self._pair = None
             self.log_prob = torch.log(probs[active])
             self.current_probs = probs
-        self._clear_candidate_grads()
-        return active
-
-    def sample_uniform(self, generator: torch.Generator | None = None) -> int:
-        """One path chosen uniformly, for weight warm-up; the forward runs it as a plain module
-        whatever the mode, so no arch gradient arises (`set_arch_param_grad` is then a no-op).
-
-        The official warm-up calls `binarize` in mode None instead (nas_manager.py 271): a draw
-        from softmax(alpha) with alpha still at its normal(0, 1e-3) init, uniform to ~0.1%.
-        """
-        active = int(torch.randint(self.n_choices, (1,), generator=generator)[0])
-        self._set_active(active, arch=False)
-        self._pair = None
-        self.log_prob = None
-        self.current_probs = None
         self._clear_candidate_grads()
         return active
 
@@ -246,7 +230,7 @@ class MixedEdge(nn.Module):
         """Force one path (one-hot gates, every other path inactive): tests and derivation."""
         if not 0 <= index < self.n_choices:
             raise IndexError(f"candidate {index} out of range for {self.n_choices} choices")
-        self._set_active(index, arch=True)
+        self._set_active(index)
         self._pair = None
         probs = self.probs
         self.log_prob = torch.log(probs[index])
@@ -256,7 +240,7 @@ class MixedEdge(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         active = self.active
-        if self.mode is None or not self._arch_sample:
+        if self.mode is None:
             return self.candidates[active](x)
         gates = self.gates
         if self.mode == "full_v2":
@@ -280,10 +264,8 @@ class MixedEdge(nn.Module):
 
         Adds to an existing alpha.grad (e.g. a latency term's gradient through
         `current_probs`). With the Zero op active (and `skip_arch_grad_when_zero`), sets
-        alpha.grad to None instead. After `sample_uniform`, does nothing.
+        alpha.grad to None instead.
         """
-        if not self._arch_sample:
-            return
         if self.mode is None:
             raise RuntimeError("mode None puts no gates in the graph: set the edge's mode to "
                                "'full_v2', 'full' or 'two' before the architecture step")

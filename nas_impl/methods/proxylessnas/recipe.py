@@ -123,10 +123,6 @@ def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") 
     return SearchRecipe(weights, build_settings(ProxylessSettings, settings, origin))
 
 
-# What the LUT does not depend on: everything but the space, the device's measuring settings and the file.
-LATENCY_KEYS = ("kernels", "expands", "zero", "fixed_blocks", "hardware", "latency_table", "latency_repeats",
-                "latency_warmup")
-
 # `latency` builds the lookup table on this device (or reads the user's file) and writes
 # latency_table.yaml; `search` warms up, searches and derives the net.
 INFO = MethodInfo("proxylessnas", ProxylessSettings, search_recipe_from_dict, lambda recipe: (recipe.proxyless.target,),

@@ -8,10 +8,10 @@ the keys every sampled net has, and per edge each candidate's key (None = Zero).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import math
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -21,15 +21,16 @@ from nas_impl.methods.proxylessnas.mixed_edge import MovingAverageBaseline, rein
 from nas_impl.methods.proxylessnas.search_net import ProxylessSuperNet
 from nas_impl.metrics.latency_lut import expected_latency, latency_loss, network_latency
 from nas_impl.tasks.image import count_top1, top1_percent
+from nas_impl.training.recipe import Recipe
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class CostTable:
-    """Key -> a value the search trades against (ms or MMACs), with `lookup` as a LatencyTable's."""
+    """Key -> a value the search trades against (MMACs), with `lookup` as a LatencyTable's."""
 
-    def __init__(self, values: dict[str, float], what: str) -> None:
-        self.values, self.what = dict(values), what
+    def __init__(self, values: dict[str, float]) -> None:
+        self.values = dict(values)
 
     def lookup(self, key: str) -> float:
         return self.values[key]
@@ -42,17 +43,19 @@ class Costs:
     edges: list[list[str | None]]
     unit: str  # 'ms' or 'MMACs'
 
-    def expected(self, net: ProxylessSuperNet, uniform: bool = False) -> torch.Tensor:
-        """E[cost] under the edges' current sampling probabilities (the official
-        `current_prob_over_ops`: the pair's in mode 'two'), differentiable in alpha; `uniform`:
-        under uniform probabilities (the space's mean)."""
-        probs = []
-        for edge in net.edges():
-            if uniform:
-                probs.append(torch.full((edge.n_choices,), 1.0 / edge.n_choices))
-            else:
-                probs.append(edge.probs if edge.current_probs is None else edge.current_probs)
-        return expected_latency(self.table, self.fixed, zip(probs, self.edges))
+    def expected(self, net: ProxylessSuperNet, probabilities: str = "sampled") -> torch.Tensor:
+        """E[cost], differentiable in alpha, under the edges' probabilities: "sampled", those of the
+        last sampling (the official `current_prob_over_ops`: the pair's in mode 'two'); "p",
+        softmax(alpha); "uniform", the space's mean."""
+        def probs_of(edge) -> torch.Tensor:
+            if probabilities == "uniform":
+                return torch.full_like(edge.alpha, 1.0 / edge.n_choices).detach()
+            if probabilities == "sampled" and edge.current_probs is not None:
+                return edge.current_probs
+            return edge.probs
+
+        return expected_latency(self.table, self.fixed, [(probs_of(edge), keys)
+                                                         for edge, keys in zip(net.edges(), self.edges)])
 
     def fingerprint(self) -> str:
         """A digest of every value the search reads: a checkpoint made with another table is not resumed."""
@@ -65,9 +68,10 @@ class Costs:
         return network_latency(self.table, net.chosen_cost_keys(indices))
 
 
-def warmup_lr(lr_max: float, step: int, total_steps: int) -> float:
-    """The official warm-up's cosine from lr_max to 0 over every warm-up step (`warm_up`)."""
-    return 0.5 * lr_max * (1 + math.cos(math.pi * step / total_steps))
+def warmup_recipe(weights: Recipe, epochs: int, lr_max: float) -> Recipe:
+    """The weight recipe of the warm-up: a per-step cosine from lr_max to 0 over all its epochs, no
+    warm-up of its own (the official `warm_up`, whose lr_max 0.05 is hard-coded)."""
+    return dataclasses.replace(weights, epochs=epochs, lr=lr_max, schedule="cosine", min_lr=0.0, warmup_epochs=0.0)
 
 
 def arch_schedule(steps: int, every: int, updates: int) -> dict[int, int]:
@@ -110,6 +114,13 @@ class HardwareLoss:
     form: str  # 'mul#log', 'add#linear' or 'add' (nas_impl.metrics.latency_lut.latency_loss)
     ref: float
     params: dict[str, float]
+
+    @classmethod
+    def of(cls, settings, ref: float) -> HardwareLoss:
+        """The recipe's loss form with its own parameters (ProxylessSettings' loss_alpha/beta/lambda)."""
+        params = ({"alpha": settings.loss_alpha, "beta": settings.loss_beta} if settings.loss_form == "mul#log"
+                  else {"lam": settings.loss_lambda})
+        return cls(settings.loss_form, ref, params)
 
     def __call__(self, ce: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
         return latency_loss(ce, expected, self.ref, self.form, **self.params)
@@ -168,14 +179,14 @@ def reinforce_step(net: ProxylessSuperNet, a_opt: torch.optim.Optimizer, batch: 
 
 
 @torch.no_grad()
-def held_out_top1(net: ProxylessSuperNet, batches: Callable[[], object], indices: list[int]) -> float:
+def held_out_top1(net: ProxylessSuperNet, batches: Iterable[Batch], indices: list[int]) -> float:
     """Top-1 (%) of one net (`indices`, usually the argmax) over the held-out part, BN in train mode
     (the official `validate(use_train_mode=True)` of the search)."""
     was_training = net.training
     net.train()
     net.set_chosen(indices)
     correct = seen = 0
-    for x, y in batches():
+    for x, y in batches:
         correct += int(count_top1(net(x), y))
         seen += y.numel()
     net.train(was_training)

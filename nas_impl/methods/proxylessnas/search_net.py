@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -46,6 +46,19 @@ def candidate_choices(position: BlockPosition, written: BlockChoice, kernels: tu
     if zero and position.residual:
         ops.append(None)
     return ops
+
+
+class CostItem(NamedTuple):
+    key: str  # the official LUT key of the block (nas_impl.metrics.latency_lut)
+    make: Callable[[], nn.Module]
+    input_shape: tuple[int, ...]  # batch first
+
+
+def _block_item(pos: BlockPosition, op: BlockChoice, batch: int) -> CostItem:
+    return CostItem(mbconv_key(pos.in_size, pos.cin, pos.out_size, pos.cout, op.expand, op.kernel, pos.stride,
+                               pos.residual),
+                    lambda: mbconv_block(pos.cin, pos.cout, op.kernel, op.expand, pos.stride),
+                    (batch, pos.cin, pos.in_size, pos.in_size))
 
 
 class SearchBlock(nn.Module):
@@ -199,60 +212,43 @@ class ProxylessSuperNet(nn.Module):
         return out
 
     # -- cost keys (latency LUT, MACs) --------------------------------------------------------------
-    def fixed_cost_keys(self) -> list[str]:
-        """Keys of what every sampled net has: first conv, fixed blocks, feature mix, logits."""
+    # One CostItem per block of the space: its LUT key, the module that runs there (a fixed block or
+    # candidate with its residual, the head) and its input shape. Keys, LUT measurement and MACs all
+    # read these, so they cannot disagree.
+    def _fixed_items(self, batch: int = 1) -> list[CostItem]:
+        """What every sampled net has: first conv, fixed blocks, feature mix, logits."""
         first, heads = self.heads.first_conv, self.heads
-        keys = [first_conv_key(first.in_size, first.cin, first.out_size, first.cout)]
-        for pos, choice in zip(self.positions[:self.fixed_blocks], self.spec.choices()):
-            if choice is not None:
-                keys.append(mbconv_key(pos.in_size, pos.cin, pos.out_size, pos.cout, choice.expand, choice.kernel,
-                                       pos.stride, pos.residual))
-        width = self.positions[-1].cout
-        if heads.feature_mix is not None:
-            keys.append(feature_mix_key(heads.final_size, width, heads.feature_mix.cout))
-            width = heads.feature_mix.cout
-        keys.append(logits_key(heads.final_size, width, heads.num_classes))
-        return keys
-
-    def edge_cost_keys(self) -> list[list[str | None]]:
-        """Per edge, each candidate's key (None for Zero), in candidate order."""
-        keys = []
-        for pos, ops in zip(self.positions[self.fixed_blocks:], self.edge_choices):
-            keys.append([None if op is None else mbconv_key(pos.in_size, pos.cin, pos.out_size, pos.cout, op.expand,
-                                                            op.kernel, pos.stride, pos.residual) for op in ops])
-        return keys
-
-    def cost_items(self, batch: int = 1) -> list[tuple[str, Callable[[], nn.Module], tuple[int, ...]]]:
-        """(key, module factory, input shape) for every distinct key: what a LUT measures. Each
-        module is what runs in the network (a fixed block or candidate with its residual, the head)."""
-        items: list[tuple[str, Callable[[], nn.Module], tuple[int, ...]]] = []
-        first, heads = self.heads.first_conv, self.heads
-        items.append((first_conv_key(first.in_size, first.cin, first.out_size, first.cout),
-                      lambda: conv_bn(first.cin, first.cout, 3, first.stride, act=nn.ReLU6),
-                      (batch, first.cin, first.in_size, first.in_size)))
-        for pos, choice in zip(self.positions[:self.fixed_blocks], self.spec.choices()):
-            if choice is not None:
-                items.append(self._block_item(pos, choice, batch))
-        for pos, ops in zip(self.positions[self.fixed_blocks:], self.edge_choices):
-            items.extend(self._block_item(pos, op, batch) for op in ops if op is not None)
-        width = self.positions[-1].cout
+        items = [CostItem(first_conv_key(first.in_size, first.cin, first.out_size, first.cout),
+                          lambda: conv_bn(first.cin, first.cout, 3, first.stride, act=nn.ReLU6),
+                          (batch, first.cin, first.in_size, first.in_size))]
+        items += [_block_item(pos, choice, batch) for pos, choice in
+                  zip(self.positions[:self.fixed_blocks], self.spec.choices()) if choice is not None]
+        width, size = self.positions[-1].cout, heads.final_size
         if heads.feature_mix is not None:
             mix = heads.feature_mix
-            items.append((feature_mix_key(heads.final_size, mix.cin, mix.cout),
-                          lambda: conv_bn(mix.cin, mix.cout, 1, act=nn.ReLU6),
-                          (batch, mix.cin, heads.final_size, heads.final_size)))
+            items.append(CostItem(feature_mix_key(size, mix.cin, mix.cout),
+                                  lambda: conv_bn(mix.cin, mix.cout, 1, act=nn.ReLU6), (batch, mix.cin, size, size)))
             width = mix.cout
         classes = heads.num_classes
-        items.append((logits_key(heads.final_size, width, classes),
-                      lambda: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, classes)),
-                      (batch, width, heads.final_size, heads.final_size)))
+        items.append(CostItem(logits_key(size, width, classes),
+                              lambda: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, classes)),
+                              (batch, width, size, size)))
         return items
 
-    @staticmethod
-    def _block_item(pos: BlockPosition, op: BlockChoice, batch: int):
-        key = mbconv_key(pos.in_size, pos.cin, pos.out_size, pos.cout, op.expand, op.kernel, pos.stride, pos.residual)
-        return key, (lambda: mbconv_block(pos.cin, pos.cout, op.kernel, op.expand, pos.stride)), \
-            (batch, pos.cin, pos.in_size, pos.in_size)
+    def _edge_items(self, batch: int = 1) -> list[list[CostItem | None]]:
+        """Per edge, each candidate's item in candidate order (None for Zero)."""
+        return [[None if op is None else _block_item(pos, op, batch) for op in ops]
+                for pos, ops in zip(self.positions[self.fixed_blocks:], self.edge_choices)]
+
+    def fixed_cost_keys(self) -> list[str]:
+        return [item.key for item in self._fixed_items()]
+
+    def edge_cost_keys(self) -> list[list[str | None]]:
+        return [[None if item is None else item.key for item in items] for items in self._edge_items()]
+
+    def cost_items(self, batch: int = 1) -> list[CostItem]:
+        """Every block of the space, fixed parts first: what a LUT measures (repeated keys included)."""
+        return self._fixed_items(batch) + [item for items in self._edge_items(batch) for item in items if item]
 
     def chosen_cost_keys(self, indices: list[int] | None = None) -> list[str]:
         """The keys of one sampled (or the derived) net: fixed parts and the chosen ops."""

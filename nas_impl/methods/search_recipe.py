@@ -13,8 +13,16 @@ from nas_impl.training.recipe import (
 )
 
 
-def split_search_recipe(raw: Any, origin: str, settings: type) -> tuple[Recipe, dict[str, Any]]:
-    """(the weights' Recipe, the values of the `settings` dataclass's keys); unknown keys are errors."""
+# Training keys no search step applies (the searches neither clip gradients nor distil from a
+# trained teacher): a search recipe that sets them is refused rather than silently run without them.
+NOT_APPLIED_BY_SEARCHES = ("grad_clip", "distill")
+
+
+def split_search_recipe(raw: Any, origin: str, settings: type,
+                        not_applied: tuple[str, ...] = ()) -> tuple[Recipe, dict[str, Any]]:
+    """(the weights' Recipe, the values of the `settings` dataclass's keys); unknown keys are errors,
+    and so is a value other than the default for a training key the search does not apply
+    (NOT_APPLIED_BY_SEARCHES and the method's `not_applied`)."""
     if not isinstance(raw, dict):
         raise SpecError(f"{origin}: a search recipe must be a mapping, got {type(raw).__name__}")
     values, sources = unwrap_sources(dict(raw), origin)
@@ -24,7 +32,13 @@ def split_search_recipe(raw: Any, origin: str, settings: type) -> tuple[Recipe, 
     if unknown:
         raise unknown_keys_error(origin, unknown, known, what="search recipe")
     method_values = {k: values.pop(k) for k in list(values) if k in own}
-    return recipe_from_dict({**values, "sources": sources}, origin), method_values
+    weights = recipe_from_dict({**values, "sources": sources}, origin)
+    defaults = {f.name: f.default for f in dataclasses.fields(Recipe)}
+    for key in NOT_APPLIED_BY_SEARCHES + not_applied:
+        if getattr(weights, key) != defaults[key]:
+            raise RecipeKeyError(origin, (key,), f"search recipe key '{key}' = {getattr(weights, key)!r}: this "
+                                 f"search does not apply it; remove the key (it applies to retraining recipes)")
+    return weights, method_values
 
 
 def build_settings(settings: type, values: dict[str, Any], origin: str) -> Any:

@@ -47,6 +47,24 @@ def test_the_description_is_torch_free_and_consistent(name):
     assert len(info.targets(recipe)) >= 1
 
 
+NOT_APPLIED = [("grad_clip", 5.0), ("distill", {"teacher": "teacher.pt"})]
+
+
+@pytest.mark.parametrize("name", method_names())
+@pytest.mark.parametrize("key,value", NOT_APPLIED, ids=[k for k, _ in NOT_APPLIED])
+def test_a_training_key_no_search_applies_is_refused_by_name(name, key, value):
+    info = method_info(name)
+    with pytest.raises(NasReproError, match=f"'{key}'.*does not apply it; remove the key"):
+        info.recipe_from_dict({**TRAINING, **TINY[name], key: value}, "tiny")
+
+
+def test_tas_refuses_label_smoothing_its_search_step_does_not_use():
+    with pytest.raises(NasReproError, match="'label_smoothing'.*does not apply it"):
+        method_info("tas").recipe_from_dict({**TRAINING, **TINY["tas"], "label_smoothing": 0.1}, "tiny")
+    for name in ("autoslim", "proxylessnas"):  # their weight steps apply it
+        method_info(name).recipe_from_dict({**TRAINING, **TINY[name], "label_smoothing": 0.1}, "tiny")
+
+
 @pytest.mark.parametrize("name", method_names())
 def test_every_method_writes_one_shape_per_target(name, tmp_path, capsys):
     recipe_file, arch = tmp_path / "recipe.yaml", tmp_path / "base.yaml"

@@ -75,7 +75,8 @@ class SearchRecipe:
 
 
 def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") -> SearchRecipe:
-    weights, tas = split_search_recipe(raw, origin, TASSettings)
+    # The official search step trains the weights with plain cross-entropy.
+    weights, tas = split_search_recipe(raw, origin, TASSettings, not_applied=("label_smoothing",))
     if "target_ratio" not in tas:
         raise RecipeKeyError(origin, ("target_ratio",),
                              "search recipe key 'target_ratio' is required (target MACs / unpruned MACs)")

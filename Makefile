@@ -77,7 +77,7 @@ regress: venv
 # results/reference/smoke afterwards. About three times `make run`.
 REFERENCE_SEEDS := [0,1,2]
 reference: venv data
-	$(VENV)/bin/snakemake reference --cores $(CORES) --workflow-profile workflows/profiles/default --config seeds='$(REFERENCE_SEEDS)'
+	$(VENV)/bin/snakemake reference --cores $(CORES) --workflow-profile workflows/profiles/default --config seeds='$(REFERENCE_SEEDS)' $(if $(PAPERS),papers='$(PAPERS)')
 
 # The smoke report as a browser renders it: headless Chromium (Debian's `chromium`, installed when
 # missing) writes results/smoke/report.png, the top of the page at 1280 px wide.

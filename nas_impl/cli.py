@@ -159,6 +159,9 @@ def _add_result_verbs(verbs) -> None:
     p = verbs.add_parser("reference", help="make a results folder's tables the reference regress checks against")
     p.add_argument("--results", required=True, help="e.g. results/smoke (run with several seeds: make reference)")
     p.add_argument("--out", required=True, help="e.g. results/reference/smoke (replaced)")
+    p.add_argument("--papers", nargs="+", metavar="PAPER",
+                   help="replace only these papers' reference tables, keeping the others' (default: every paper "
+                        "with tables under --results)")
     p.set_defaults(func=results.reference)
 
 

@@ -75,7 +75,9 @@ def regress(args: argparse.Namespace) -> dict:
 
 def reference(args: argparse.Namespace) -> dict:
     """Make RESULTS' tables the reference `regress` checks against: copies every `<paper>/tables/*.csv`
-    and records where the runs ran (`environment.csv`); the old reference is replaced as a whole."""
+    and records where the runs ran (`environment.csv`); the old reference is replaced as a whole.
+    With --papers only those papers' tables are replaced (and only theirs are read: a results folder
+    may hold stale tables of papers the last run did not select); the others' stay as they were."""
     import shutil
     import tempfile
 
@@ -83,12 +85,21 @@ def reference(args: argparse.Namespace) -> dict:
     from nas_impl.reporting.environment import collect_environment
 
     results, out = Path(args.results), Path(args.out)
-    tables = sorted(results.glob("*/tables/*.csv"))
-    if not tables:
-        raise NasReproError(f"no tables under {results}/*/tables/: run the workflow first")
+    papers = args.papers or sorted({p.parent.parent.name for p in results.glob("*/tables/*.csv")})
+    missing = [paper for paper in papers if not any((results / paper / "tables").glob("*.csv"))]
+    if not papers or missing:
+        where = ", ".join(f"{results}/{paper}/tables/" for paper in missing) or f"{results}/*/tables/"
+        raise NasReproError(f"no tables under {where}: run the workflow first")
+    tables = sorted(t for paper in papers for t in (results / paper / "tables").glob("*.csv"))
+    kept = [] if not args.papers or not out.is_dir() else \
+        sorted(t for t in out.glob("*/tables/*.csv") if t.parent.parent.name not in papers)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        for table in kept:
+            target = staging / table.relative_to(out)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(table, target)
         for table in tables:
             target = staging / table.relative_to(results)
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -315,6 +315,22 @@ def test_reference_verb_copies_tables_and_records_the_environment(tmp_path, caps
     assert main(["regress", str(tmp_path / "results"), str(tmp_path / "old")]) == 0
 
 
+def test_reference_of_some_papers_keeps_the_others_and_skips_stale_results(tmp_path, capsys):
+    make_tables(tmp_path / "results", 20.0, 40.81)
+    for where, text in (("results/stale", "old results\n"), ("ref/kept", "kept\n"), ("ref/toy", "replaced\n")):
+        (tmp_path / where / "tables").mkdir(parents=True)
+        (tmp_path / where / "tables/x.csv").write_text(text)
+    args = ["reference", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "ref")]
+    assert main([*args, "--papers", "toy"]) == 0
+    ref = tmp_path / "ref"
+    assert sorted(str(p.relative_to(ref)) for p in ref.rglob("*.csv")) == [
+        "environment.csv", "kept/tables/x.csv", "toy/tables/t.csv"]
+    assert (ref / "kept/tables/x.csv").read_text() == "kept\n"
+    assert main([*args, "--papers", "absent"]) == 2
+    assert "absent/tables/" in capsys.readouterr().err
+    assert (ref / "kept/tables/x.csv").is_file()  # a refused call leaves the reference as it was
+
+
 def test_regress_reports_missing_tables_and_rows(tmp_path):
     make_tables(tmp_path / "ref", 20.0, 40.81)
     assert [str(d) for d in regress(tmp_path / "empty", tmp_path / "ref")] == [

@@ -90,4 +90,5 @@ rule reference:
     conda:
         CONDA_ENV
     shell:
-        f"nasrepro reference --results {RESULTS} --out results/reference/{SCALE} > {{log}} 2>&1"
+        f"nasrepro reference --results {RESULTS} --out results/reference/{SCALE} --papers {' '.join(PLAN.replications)} "
+        "> {log} 2>&1"

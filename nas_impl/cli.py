@@ -116,7 +116,8 @@ def _add_run_verbs(verbs) -> None:
     size.add_argument("--dataset", help="take the input size from this dataset (e.g. imagenet: 3x224x224)")
     p.add_argument("--json", action="store_true", help="print JSON (the default output format)")
     p.add_argument("--latency", action="store_true", help="also time inference")
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="latency batch (default: 1 on a CPU, 8 on a GPU, as ProxylessNAS's Table 3 measures)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", dest="out_json", help="write the JSON here")
     p.set_defaults(func=runs.metrics)

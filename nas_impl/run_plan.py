@@ -12,6 +12,7 @@ from typing import Any
 from nas_impl.methods import method_info
 from nas_impl.methods.interface import Stage
 from nas_impl.replication.manifest import Replication
+from nas_impl.replication.published import LATENCY_ON
 
 ARCH_FILES = ("arch.yaml", "arch_metrics.json")
 
@@ -138,8 +139,18 @@ class RunPlan:
         chosen = [e for e in self.experiments(paper) if name != "eval.json" or self.trained(paper, e)]
         return [f"{self.run_dir(paper, e, s)}/{name}" for e in chosen for s in self.seeds(paper)]
 
+    def timed_experiments(self, paper: str) -> list[str]:
+        """Experiments claiming a latency on a kind of device (ProxylessNAS Table 3): their latency is
+        measured where the run is (the `latency` rule)."""
+        rep = self.replications[paper]
+        timed = {(row.table, row.model) for row in rep.published if row.metric in LATENCY_ON}
+        return [e for e in self.experiments(paper)
+                if any((claim.table, claim.model) in timed for claim in rep.experiments[e].claims)]
+
     def compare_inputs(self, paper: str) -> list[str]:
-        return self.run_files(paper, "eval.json") + self.run_files(paper, "arch_metrics.json")
+        latency = [f"{self.run_dir(paper, e, s)}/latency.json" for e in self.timed_experiments(paper)
+                   for s in self.seeds(paper)]
+        return self.run_files(paper, "eval.json") + self.run_files(paper, "arch_metrics.json") + latency
 
     def tables(self, paper: str) -> list[str]:
         return [f"{self.results}/{paper}/tables/{t}.csv" for t in self.replications[paper].tables]

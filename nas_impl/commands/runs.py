@@ -291,6 +291,7 @@ def metrics(args: argparse.Namespace) -> dict:
     out = architecture_metrics(args.spec, input_size, f"architecture {args.spec}", args.dataset)
     out |= {"spec": str(args.spec), "input_size": list(input_size)}
     if args.latency:
-        out["latency"] = measure_latency(build_model(args.spec), input_size, batch_size=args.batch_size,
-                                         device=resolve_device(args.device))
+        device = resolve_device(args.device)
+        batch_size = args.batch_size or (8 if device.type == "cuda" else 1)
+        out["latency"] = measure_latency(build_model(args.spec), input_size, batch_size=batch_size, device=device)
     return out

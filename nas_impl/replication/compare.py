@@ -9,7 +9,11 @@ metrics), converted to the row's unit, and judged:
 - accuracy (within `tolerances.accuracy`, points) and a language model's perplexity (within
   `tolerances.perplexity`, relative) are compared only at the scales in `accuracy_scales` and only
   when the run used the paper's dataset; elsewhere the verdict is "not comparable at this scale";
-- latency depends on the hardware and is never judged against the paper's device;
+- latency depends on the hardware and is never judged against the paper's device in milliseconds;
+  latency on a kind of device (`latency_cpu_ms`, `latency_gpu_ms`: a table comparing nets across
+  devices, ProxylessNAS Table 3) is measured where the run is (`latency.json`) and judged as an
+  order: among the nets of one table measured under the same claim label, a row is reproduced
+  when its rank by measured latency equals its rank by the published latency on that kind;
 - a search cost (GPU hours) is reported, never judged: its verdict is "not run", with the reason;
 - a row nobody claims, or whose results are missing, is "not run".
 Every tolerance also allows for the rounding of the published figure (PublishedRow.rounding).
@@ -29,6 +33,7 @@ from nas_impl.errors import NasReproError
 from nas_impl.replication.manifest import Replication
 from nas_impl.replication.published import (
     ARCHITECTURE_METRICS,
+    LATENCY_ON,
     QUALITY_METRICS,
     RELATIVE_METRICS,
     RELATIVE_QUALITY_METRICS,
@@ -43,6 +48,16 @@ REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
 NOT_COMPARABLE, NOT_RUN = "not comparable at this scale", "not run"
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_COMPARABLE, NOT_RUN)
 
+
+def _latency_on(kind: str):
+    """Read latency.json's median when it was measured on a device of this kind (else no value)."""
+    def read(result: dict[str, Any]) -> float:
+        if result["latency"]["device"].split(":")[0] != kind:
+            raise KeyError(kind)
+        return result["latency"]["median_ms"]
+    return read
+
+
 # metric -> (result file, how to read the value in base units from it)
 READERS = {
     "top1": ("eval.json", lambda r: r["top1"]),
@@ -56,6 +71,7 @@ READERS = {
     "peak_activation_mb": ("arch_metrics.json", lambda r: r["peak_activation_bytes"]),
     "memory_mb": ("arch_metrics.json", lambda r: r["total_memory_bytes"]),
     "latency_ms": ("arch_metrics.json", lambda r: r["latency"]["median_ms"]),
+    **{metric: ("latency.json", _latency_on(kind)) for metric, kind in LATENCY_ON.items()},
     # relative to the baseline experiment's result of the same seed (`base`)
     "acc_drop": ("eval.json", lambda r, base: base["top1"] - r["top1"]),
     "top5_drop": ("eval.json", lambda r, base: base["top5"] - r["top5"]),
@@ -154,7 +170,7 @@ def judge(row: PublishedRow, values: list[float], run_dataset: str | None, scale
         if scale not in rep.accuracy_scales or run_dataset != row.dataset:
             out["verdict"] = NOT_COMPARABLE
             return out
-    else:  # latency: another device than the paper's
+    else:  # latency: another device than the paper's (on a kind of device: judge_order decides)
         out["verdict"] = NOT_COMPARABLE
         return out
     if band is not None and row.metric in ARCHITECTURE_METRICS:
@@ -172,6 +188,8 @@ def _not_comparable(row: PublishedRow, run_dataset: str | None, scale: str, sear
         return (f"{'perplexity' if row.metric in RELATIVE_QUALITY_METRICS else 'accuracy'} at {scale} scale or on "
                 "another dataset",
                 f"{scale} scale: trained on {run_dataset}, the paper on {row.dataset}")
+    if row.metric in LATENCY_ON:
+        return "an order needs two nets or more", ""  # judge_order tells which
     if row.other_count:
         return "the source counts another way", "the source counts differently (see the note); reported, not judged"
     if searched:
@@ -199,13 +217,43 @@ def compare_replication(rep: Replication, results_dir: str | Path, scale: str,
     for name, exp in rep.experiments.items():
         for claim in exp.claims:
             claimants.setdefault((claim.table, claim.model), []).append((name, claim.label))
-    rows = []
+    rows, orders = [], {}
     for row in rep.published:
         for experiment, label in claimants.get((row.table, row.model), [(None, "")]):
             rows.append(_compare_row(rep, row, experiment, label, results_dir, scale,
                                      rep.seeds[scale] if seeds is None else seeds))
+            if row.metric in LATENCY_ON and rows[-1]["n"]:
+                orders.setdefault((row.table, row.metric, label), []).append(rows[-1])
+    for group in orders.values():
+        judge_order(group)
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return {name: frame[frame["table"] == name].reset_index(drop=True) for name in rep.tables}
+
+
+def judge_order(rows: list[dict[str, Any]]) -> None:
+    """Judge latency rows of one table, kind of device and claim label as an order (in place): each
+    row is reproduced when its rank by measured latency equals its rank by the published one."""
+    if len(rows) < 2:
+        for row in rows:
+            row["note"] = _join(row["note"], "only this net of the table was measured here; reported, not judged")
+        return
+    measured, published = _ranks([r["reproduced_mean"] for r in rows]), _ranks([r["published"] for r in rows])
+    for row, mine, paper in zip(rows, measured, published):
+        row.update(verdict=REPRODUCED if mine == paper else NOT_REPRODUCED, reason="",
+                   note=_join(row["note"], f"judged as an order: fastest-first rank {mine} of {len(rows)} here, "
+                                           f"{paper} in the paper"))
+
+
+def _ranks(values: list[float]) -> list[int]:
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0] * len(values)
+    for rank, i in enumerate(order, start=1):
+        ranks[i] = rank
+    return ranks
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(part for part in parts if part)
 
 
 def _compare_row(rep: Replication, row: PublishedRow, experiment: str | None, label: str, results_dir: Path,
@@ -219,6 +267,13 @@ def _compare_row(rep: Replication, row: PublishedRow, experiment: str | None, la
     elif scale not in rep.experiments[experiment].scales:
         not_run = (f"not run at {scale} scale",
                    f"experiment '{experiment}' runs at {', '.join(rep.experiments[experiment].scales)} scale only")
+    elif row.metric in LATENCY_ON:
+        kind = LATENCY_ON[row.metric]
+        measured = any((results_dir / experiment / f"seed{seed}" / "latency.json").is_file() for seed in seeds)
+        not_run = ((f"no {kind} device here", f"latency on a {kind} device is measured only where the run has one "
+                                              "(mobile: never; see the note)") if measured else
+                   ("results missing", f"no latency.json of experiment '{experiment}' under {results_dir}"))
+        values, run_dataset = seed_values(row, results_dir / experiment, seeds)
     else:
         exp = rep.experiments[experiment]
         trained = row.metric not in READERS or READERS[row.metric][0] != "eval.json" or exp.trained_at(scale)
@@ -244,5 +299,5 @@ def _compare_row(rep: Replication, row: PublishedRow, experiment: str | None, la
         "model": f"{row.model} [{label}]" if label else row.model,
         "metric": row.metric, "unit": row.unit, "published": row.value, **judged, "reason": reason, "scale": scale,
         "run_dataset": run_dataset or "", "experiment": experiment or "", "source": row.source,
-        "note": "; ".join(part for part in (row.note, detail, _band_note(band, row)) if part),
+        "note": _join(row.note, detail, _band_note(band, row)),
     }

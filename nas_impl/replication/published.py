@@ -31,10 +31,15 @@ QUALITY_METRICS = ACCURACY_METRICS | RELATIVE_QUALITY_METRICS
 # Numbers a paper reports that the suite records but never judges: a search's cost in GPU hours
 # (the suite's own search time is in search.json, on other hardware and at other scales).
 REPORTED_METRICS = {"search_gpu_h"}
-METRICS = QUALITY_METRICS | ARCHITECTURE_METRICS | REPORTED_METRICS | {"latency_ms"}
+# Latency on a kind of device (torch device type; "mobile" is never one the suite runs on), for a
+# table that compares nets across devices (ProxylessNAS Table 3). Absolute milliseconds depend on
+# the device, so the suite judges their order among a table's nets on the kind it ran on.
+LATENCY_ON = {"latency_cpu_ms": "cpu", "latency_gpu_ms": "cuda", "latency_mobile_ms": "mobile"}
+LATENCY_METRICS = {"latency_ms", *LATENCY_ON}
+METRICS = QUALITY_METRICS | ARCHITECTURE_METRICS | REPORTED_METRICS | LATENCY_METRICS
 UNITS_OF = {**{m: {"%"} for m in ACCURACY_METRICS}, "macs": {"K", "M", "G", "count"}, "params": {"K", "M", "count"},
             "params_no_norm": {"K", "M", "count"}, "peak_activation_mb": {"MB"}, "memory_mb": {"MB"},
-            "latency_ms": {"ms"}, "ppl": {"count"}, "macs_reduction": {"%"}, "search_gpu_h": {"h"}}
+            **{m: {"ms"} for m in LATENCY_METRICS}, "ppl": {"count"}, "macs_reduction": {"%"}, "search_gpu_h": {"h"}}
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,10 @@ the same verdict and a reproduced mean within tolerance:
   a short search's shape depends on the CPU's kernels more than its seed spread shows).
   A reference row of one seed has no spread: the floor alone applies.
 
+Latency is a fact about the machine, not the code: a latency row must have a value where the
+reference has one (and none where it has none), but neither its value nor its verdict (an order
+of measured latencies) is compared.
+
 The reference folder also holds `environment.csv`, where its runs ran (versions, device, threads);
 `regress` prints both environments next to the differences when they are not the same.
 """
@@ -27,7 +31,7 @@ import pandas as pd
 
 from nas_impl.errors import NasReproError
 from nas_impl.replication.compare import NOT_COMPARABLE
-from nas_impl.replication.published import ARCHITECTURE_METRICS
+from nas_impl.replication.published import ARCHITECTURE_METRICS, LATENCY_METRICS
 
 KEY = ["paper", "table", "model", "metric"]
 K_SIGMA = 4.0
@@ -88,6 +92,12 @@ def compare_tables(results: Path, reference: Path, relative: Path, accuracy_floo
         where = f"{relative} {row.model} {row.metric}"
         if row.presence == "left_only":
             diffs.append(Difference(where, "row missing from the results"))
+            continue
+        if row.metric in LATENCY_METRICS:
+            if math.isnan(row.reproduced_mean_ref) != math.isnan(row.reproduced_mean_new):
+                state = "no value" if math.isnan(row.reproduced_mean_new) else "a value"
+                diffs.append(Difference(where, f"latency now has {state}, the reference "
+                                               f"{'none' if math.isnan(row.reproduced_mean_ref) else 'one'}"))
             continue
         if row.verdict_ref != row.verdict_new:
             diffs.append(Difference(where, f"verdict {row.verdict_ref!r} -> {row.verdict_new!r}"))

@@ -17,6 +17,9 @@ _AXIS_NAMES = {
     "memory_mb": "memory",
     "peak_activation_mb": "peak activation memory",
     "latency_ms": "latency",
+    "latency_cpu_ms": "latency on a CPU",
+    "latency_gpu_ms": "latency on a GPU",
+    "latency_mobile_ms": "latency on a phone",
     "ppl": "perplexity",
     "search_gpu_h": "GPU search cost",
 }

@@ -180,6 +180,68 @@ def test_a_search_cost_is_reported_not_judged(tmp_path):
     assert verdicts(compare_replication(rep, results, "paper")["t"])[("ResNet-20", "macs")] == "reproduced"
 
 
+# Table 3 of ProxylessNAS in small: three nets, each published fastest on its own device.
+TIMED = {"GPU-net": {"latency_gpu_ms": 5.1, "latency_cpu_ms": 204.9, "latency_mobile_ms": 124},
+         "CPU-net": {"latency_gpu_ms": 7.4, "latency_cpu_ms": 138.7, "latency_mobile_ms": 116},
+         "mobile-net": {"latency_gpu_ms": 7.2, "latency_cpu_ms": 164.1, "latency_mobile_ms": 78}}
+
+
+def write_timed(tmp_path: Path, measured: dict[str, float], device: str = "cpu") -> tuple:
+    published = "".join(f"t3,cifar10,{net},{metric},{value},ms,src,\n"
+                        for net, row in TIMED.items() for metric, value in row.items())
+    experiments = {net: {"arch": "resnet20-cifar", "dataset": "cifar10", "recipe": "r",
+                         "claims": [{"table": "t3", "model": net, "label": "released"}]} for net in TIMED}
+    rep = load_replication(write_replication(tmp_path, published, experiments=experiments))
+    for net, ms in measured.items():
+        run = tmp_path / "results" / net / "seed0"
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "latency.json").write_text(json.dumps({"macs": 1, "latency": {"median_ms": ms, "device": device}}))
+    return rep, tmp_path / "results"
+
+
+def test_latency_on_a_kind_of_device_is_judged_as_the_order_of_the_nets(tmp_path):
+    # Measured here: CPU-net fastest, then mobile-net, then GPU-net: the paper's CPU order.
+    rep, results = write_timed(tmp_path, {"GPU-net": 30.0, "CPU-net": 12.0, "mobile-net": 20.0})
+    table = compare_replication(rep, results, "smoke")["t3"]
+    cpu = table[table.metric == "latency_cpu_ms"]
+    assert list(cpu.verdict) == ["reproduced"] * 3 and list(cpu.reproduced_mean) == [30.0, 12.0, 20.0]
+    assert "rank 1 of 3 here, 1 in the paper" in cpu.iloc[1].note and set(cpu.reason) == {""}
+    others = table[table.metric != "latency_cpu_ms"]  # no GPU here, and never a phone
+    assert set(others.verdict) == {"not run"} and set(others.reason) == {"no cuda device here", "no mobile device here"}
+    # The GPU-net measured faster than the mobile-net: those two rows break the paper's order.
+    rep, results = write_timed(tmp_path / "swapped", {"GPU-net": 15.0, "CPU-net": 12.0, "mobile-net": 20.0})
+    cpu = compare_replication(rep, results, "smoke")["t3"].query("metric == 'latency_cpu_ms'")
+    assert list(cpu.verdict) == ["not reproduced", "reproduced", "not reproduced"]
+
+
+def test_a_latency_order_needs_two_nets_measured_on_that_kind_of_device(tmp_path):
+    rep, results = write_timed(tmp_path, {"CPU-net": 12.0})
+    cpu = compare_replication(rep, results, "smoke")["t3"].query("metric == 'latency_cpu_ms'")
+    assert list(cpu.verdict) == ["not run", "not comparable at this scale", "not run"]
+    assert cpu.iloc[1].reason == "an order needs two nets or more" and "reported, not judged" in cpu.iloc[1].note
+    assert cpu.iloc[0].reason == "results missing" and "no latency.json of experiment 'GPU-net'" in cpu.iloc[0].note
+    # Measured on a GPU: the CPU rows have no value and the GPU rows are judged.
+    rep, results = write_timed(tmp_path / "gpu", {"GPU-net": 1.0, "CPU-net": 3.0, "mobile-net": 2.0}, "cuda:0")
+    table = compare_replication(rep, results, "smoke")["t3"]
+    assert set(table.query("metric == 'latency_cpu_ms'").verdict) == {"not run"}
+    assert set(table.query("metric == 'latency_gpu_ms'").verdict) == {"reproduced"}
+
+
+def test_regress_checks_that_latency_was_measured_not_what_it_was(tmp_path):
+    def tables(directory: Path, ms: float, verdict: str) -> None:
+        (directory / "toy/tables").mkdir(parents=True)
+        pd.DataFrame([{"paper": "toy", "table": "t3", "model": "CPU-net", "metric": "latency_cpu_ms",
+                       "reproduced_mean": ms, "reproduced_std": float("nan"), "n": 1, "verdict": verdict}]
+                     ).to_csv(directory / "toy/tables/t3.csv", index=False)
+
+    tables(tmp_path / "ref", 12.0, "reproduced")
+    tables(tmp_path / "other-machine", 40.0, "not reproduced")
+    assert regress(tmp_path / "other-machine", tmp_path / "ref") == []
+    tables(tmp_path / "unmeasured", float("nan"), "not run")
+    assert [str(d) for d in regress(tmp_path / "unmeasured", tmp_path / "ref")] == [
+        "toy/tables/t3.csv CPU-net latency_cpu_ms: latency now has no value, the reference one"]
+
+
 def test_an_unknown_search_method_is_named_with_the_known_ones(tmp_path):
     root = write_replication(tmp_path, PUBLISHED, search_recipes={"s": {scale: {"epochs": 1} for scale in ("smoke", "reduced", "paper")}},
                              searches={"x": {"method": "tass", "arch": "resnet20-cifar", "dataset": "cifar10",

@@ -11,7 +11,7 @@ from nas_impl.replication import load_replication
 from nas_impl.run_plan import RunPlan
 
 ROOT = Path(__file__).resolve().parents[2] / "replications"
-REPS = {name: load_replication(ROOT / name) for name in ("baselines", "tas", "autoslim")}
+REPS = {name: load_replication(ROOT / name) for name in ("baselines", "tas", "autoslim", "proxylessnas")}
 
 
 def plan(scale="smoke", **config) -> RunPlan:
@@ -71,6 +71,17 @@ def test_tables_plots_and_their_reference_copies():
     assert p.reference_tables()[0].startswith("results/reference/smoke/")
     assert p.teacher_dir("tas", "searched-C010-ResNet20-kd", 0) == "results/smoke/tas/ResNet20-C10/seed0"
     assert p.teacher_dir("tas", "ResNet20-C10", 0) is None
+
+
+def test_the_nets_of_a_latency_order_are_timed_at_every_scale_they_run():
+    table3 = ["proxyless_gpu", "proxyless_cpu", "proxyless_mobile"]
+    assert plan().timed_experiments("proxylessnas") == table3
+    paper = plan("paper").timed_experiments("proxylessnas")
+    assert paper == [*table3, "Proxyless-cpu-ImageNet"]  # the searched CPU net claims its Table 3 row too
+    assert all(plan().timed_experiments(p) == [] for p in ("baselines", "tas", "autoslim"))
+    inputs = plan().compare_inputs("proxylessnas")
+    assert "results/smoke/proxylessnas/proxyless_cpu/seed0/latency.json" in inputs
+    assert not any(f.endswith("latency.json") for f in plan().compare_inputs("tas"))
 
 
 def test_job_resources_default_to_the_scale_and_follow_the_manifest():

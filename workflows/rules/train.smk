@@ -72,6 +72,32 @@ for _paper in PAPERS:
             "--experiment {params.experiments} --seed {wildcards.seed} > {log} 2>&1"
 
 
+rule latency:
+    # The latency of an experiment claiming one on a kind of device (ProxylessNAS Table 3), measured
+    # on this run's device: batch 1 on a CPU, 8 on a GPU, the paper's conventions.
+    input:
+        f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/arch.yaml",
+    output:
+        f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/latency.json",
+    log:
+        f"{RESULTS}/logs/{{paper}}/latency/{{experiment}}-seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{paper}}/latency/{{experiment}}-seed{{seed}}.tsv"
+    params:
+        device=config["device"],
+        threads=THREADS,
+    threads: train_threads
+    resources:
+        gpu=experiment_resource("gpu"),
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        CONDA_ENV
+    shell:
+        "OMP_NUM_THREADS={params.threads} nasrepro metrics {input} --latency --device {params.device} "
+        "--out {output} > {log} 2>&1"
+
+
 rule searched_arch:
     # The shape a search derived for an experiment (its arch.yaml, or one target of its search.json),
     # with the head of the paper's dataset, and its architecture metrics.

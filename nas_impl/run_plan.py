@@ -141,7 +141,7 @@ class RunPlan:
 
     def timed_experiments(self, paper: str) -> list[str]:
         """Experiments claiming a latency on a kind of device (ProxylessNAS Table 3): their latency is
-        measured where the run is (the `latency` rule)."""
+        measured where the run is (the `measure_latency` rule)."""
         rep = self.replications[paper]
         timed = {(row.table, row.model) for row in rep.published if row.metric in LATENCY_ON}
         return [e for e in self.experiments(paper)

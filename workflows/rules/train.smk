@@ -72,7 +72,7 @@ for _paper in PAPERS:
             "--experiment {params.experiments} --seed {wildcards.seed} > {log} 2>&1"
 
 
-rule latency:
+rule measure_latency:
     # The latency of an experiment claiming one on a kind of device (ProxylessNAS Table 3), measured
     # on this run's device: batch 1 on a CPU, 8 on a GPU, the paper's conventions.
     input:
@@ -80,9 +80,9 @@ rule latency:
     output:
         f"{RESULTS}/{{paper}}/{{experiment}}/seed{{seed}}/latency.json",
     log:
-        f"{RESULTS}/logs/{{paper}}/latency/{{experiment}}-seed{{seed}}.log",
+        f"{RESULTS}/logs/{{paper}}/measure_latency/{{experiment}}-seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/{{paper}}/latency/{{experiment}}-seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/{{paper}}/measure_latency/{{experiment}}-seed{{seed}}.tsv"
     params:
         device=config["device"],
         threads=THREADS,

@@ -44,6 +44,13 @@ def method_keys(name: str) -> frozenset[str]:
     return frozenset(f.name for f in dataclasses.fields(method_info(name).settings))
 
 
+def not_applied_keys(name: str) -> frozenset[str]:
+    """Training-recipe keys a method's search recipe refuses: its search steps do not apply them."""
+    from nas_impl.methods.search_recipe import NOT_APPLIED_BY_SEARCHES
+
+    return frozenset(NOT_APPLIED_BY_SEARCHES + method_info(name).not_applied)
+
+
 def _package(name: str) -> str:
     if name not in _PACKAGES:
         raise NasReproError(f"unknown search method '{name}'; known: {', '.join(method_names())}")

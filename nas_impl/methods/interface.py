@@ -49,6 +49,9 @@ class MethodInfo:
     recipe_from_dict: Callable[..., Any]  # (raw mapping, origin) -> validated search recipe
     targets: Callable[[Any], tuple[str, ...]]  # recipe -> the MACs targets the search records, e.g. ('0.5x',)
     stages: tuple[Stage, ...] = (Stage("search", FINAL_SUMMARY, checkpoint="search_checkpoint.pt"),)
+    # Training keys its search steps do not apply, beyond those no search applies
+    # (search_recipe.NOT_APPLIED_BY_SEARCHES): a search recipe setting one is refused.
+    not_applied: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.stages or self.stages[-1].summary != FINAL_SUMMARY:

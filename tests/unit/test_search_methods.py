@@ -51,6 +51,20 @@ NOT_APPLIED = [("grad_clip", 5.0), ("distill", {"teacher": "teacher.pt"})]
 
 
 @pytest.mark.parametrize("name", method_names())
+def test_the_keys_a_search_refuses_are_the_ones_it_lists_without_torch(name):
+    from nas_impl.methods import not_applied_keys
+
+    values = {"grad_clip": 5.0, "distill": {"teacher": "t.pt"}, "label_smoothing": 0.1}
+    refused = set()
+    for key, value in values.items():
+        try:
+            method_info(name).recipe_from_dict({**TRAINING, **TINY[name], key: value}, "tiny")
+        except NasReproError:
+            refused.add(key)
+    assert refused == not_applied_keys(name)
+
+
+@pytest.mark.parametrize("name", method_names())
 @pytest.mark.parametrize("key,value", NOT_APPLIED, ids=[k for k, _ in NOT_APPLIED])
 def test_a_training_key_no_search_applies_is_refused_by_name(name, key, value):
     info = method_info(name)

@@ -34,8 +34,9 @@ ERRORS = {
     "key-unknown": (["scal=smoke"], "scal", "did you mean 'scale'"),
     "threads-zero": (["threads=0"], "threads", "less than the minimum of 1"),
 }
-# Accepted: integer strings of --config's lists, null threads, a search key (reaches search recipes only).
-ACCEPTED = ["seeds=[1]", "threads=null", "recipe_overrides={target_ratio: 0.5, epochs: 1}", *TAS]
+# Accepted: integer strings of --config's lists, null threads, a search key (reaches search recipes only),
+# a training key no search applies (reaches training recipes only).
+ACCEPTED = ["seeds=[1]", "threads=null", "recipe_overrides={target_ratio: 0.5, epochs: 1, grad_clip: 5.0}", *TAS]
 
 
 def dry_run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -81,6 +82,7 @@ def test_accepted_config_plans_its_jobs(results):
     recipes = commands(result.stdout, "recipe")
     assert recipes and all("--set epochs=1" in c for c in recipes)
     assert all(("--set target_ratio=0.5" in c) == ("--search" in c) for c in recipes), recipes  # search keys: search recipes only
+    assert all(("--set grad_clip=5.0" in c) != ("--search" in c) for c in recipes), recipes  # searches do not clip
 
 
 def test_job_threads_do_not_depend_on_cores(results):

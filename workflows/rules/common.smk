@@ -48,7 +48,7 @@ except plan.ConfigError as err:
 validate(config, schema="../schemas/config.schema.yaml")  # already checked above: a no-op backstop
 SCALE = config["scale"]
 
-from nas_impl.methods import method_keys
+from nas_impl.methods import method_keys, not_applied_keys
 from nas_impl.replication import load_replication
 from nas_impl.run_plan import RunPlan
 from nas_impl.training.recipe import Recipe
@@ -137,8 +137,10 @@ def recipe_overrides(wildcards):
 
 
 def search_recipe_overrides(wildcards):
-    """`--set` flags of a search recipe: training keys and the keys of the search's own method."""
-    keys = TRAINING_KEYS | METHOD_KEYS[search_method(wildcards)]
+    """`--set` flags of a search recipe: the training keys its search applies (a `grad_clip` meant for
+    retraining stays out of it) and the keys of the search's own method."""
+    method = search_method(wildcards)
+    keys = (TRAINING_KEYS - not_applied_keys(method)) | METHOD_KEYS[method]
     return plan.set_args(plan.overrides_for(config["recipe_overrides"], keys))
 
 

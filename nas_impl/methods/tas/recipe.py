@@ -74,9 +74,12 @@ class SearchRecipe:
         return search_recipe_dict(self.weights, self.tas)
 
 
+# The official search step trains the weights with plain cross-entropy.
+NOT_APPLIED = ("label_smoothing",)
+
+
 def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") -> SearchRecipe:
-    # The official search step trains the weights with plain cross-entropy.
-    weights, tas = split_search_recipe(raw, origin, TASSettings, not_applied=("label_smoothing",))
+    weights, tas = split_search_recipe(raw, origin, TASSettings, not_applied=NOT_APPLIED)
     if "target_ratio" not in tas:
         raise RecipeKeyError(origin, ("target_ratio",),
                              "search recipe key 'target_ratio' is required (target MACs / unpruned MACs)")
@@ -84,4 +87,5 @@ def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") 
 
 
 # One stage, checkpointed every epoch; one target, the recipe's target_ratio.
-INFO = MethodInfo("tas", TASSettings, search_recipe_from_dict, lambda recipe: (ratio_target(recipe.tas.target_ratio),))
+INFO = MethodInfo("tas", TASSettings, search_recipe_from_dict, lambda recipe: (ratio_target(recipe.tas.target_ratio),),
+                  not_applied=NOT_APPLIED)

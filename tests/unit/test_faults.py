@@ -555,10 +555,17 @@ def test_a_run_removes_the_temporaries_a_kill_left(workspace, capsys):
 
 
 # -- real signals ------------------------------------------------------------------------------------
+def _default_sigint() -> None:
+    # A shell without job control starts background commands (`./.ci/run &`) with SIGINT ignored, and
+    # Python keeps an inherited SIG_IGN: give the child the default a user's Ctrl-C meets.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def nasrepro(*argv: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.Popen([str(Path(sys.executable).parent / "nasrepro"), *argv], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint, **kwargs)
 
 
 @pytest.mark.slow

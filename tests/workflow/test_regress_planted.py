@@ -91,9 +91,12 @@ def test_the_unchanged_chain_is_not_flagged(tmp_path, capsys):
     assert flagged(lines, ROW) == [] and flagged(lines, f"{TABLE} ResNet-20 macs") == [], lines
 
 
-def test_a_tenfold_learning_rate_is_caught(tmp_path, capsys):
+def test_a_diverging_learning_rate_is_caught(tmp_path, capsys):
+    # 20x the recipe's lr: the 2-epoch smoke ResNet-20 ends at chance. A tenfold lr is no reliable
+    # plant at this scale: on an AMD EPYC it gave 41.0% error against the reference's 34.8 +- 1.5
+    # (tolerance 6.7 points), inside; on the Intel machine that made the reference, outside.
     lr = yaml.safe_load((REPO / "replications/baselines/replication.yaml").read_text())["recipes"]["cifar"]["smoke"]
-    lines = regress_lines(train_resnet20(tmp_path, f"lr={10 * lr.get('lr', 0.05)}"), reference_of(tmp_path), capsys)
+    lines = regress_lines(train_resnet20(tmp_path, f"lr={20 * lr.get('lr', 0.05)}"), reference_of(tmp_path), capsys)
     assert flagged(lines, ROW), lines
 
 

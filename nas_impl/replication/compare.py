@@ -43,7 +43,8 @@ from nas_impl.replication.published import (
 )
 
 COLUMNS = ["paper", "table", "dataset", "model", "metric", "unit", "published", "reproduced_mean", "reproduced_std",
-           "n", "delta", "tolerance", "verdict", "reason", "scale", "run_dataset", "experiment", "source", "note"]
+           "n", "delta", "tolerance", "verdict", "reason", "scale", "run_dataset", "experiment", "source", "note",
+           "searched"]
 REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
 NOT_COMPARABLE, NOT_RUN = "not comparable at this scale", "not run"
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_COMPARABLE, NOT_RUN)
@@ -300,4 +301,5 @@ def _compare_row(rep: Replication, row: PublishedRow, experiment: str | None, la
         "metric": row.metric, "unit": row.unit, "published": row.value, **judged, "reason": reason, "scale": scale,
         "run_dataset": run_dataset or "", "experiment": experiment or "", "source": row.source,
         "note": _join(row.note, detail, _band_note(band, row)),
+        "searched": searched,  # the network is a searched shape (regress allows for its moves)
     }

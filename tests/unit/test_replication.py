@@ -227,6 +227,24 @@ def test_a_latency_order_needs_two_nets_measured_on_that_kind_of_device(tmp_path
     assert set(table.query("metric == 'latency_gpu_ms'").verdict) == {"reproduced"}
 
 
+def test_regress_allows_the_accuracy_of_a_searched_shape_its_cross_cpu_move(tmp_path):
+    def tables(directory: Path, drop: float, searched: bool | None) -> None:
+        row = {"paper": "toy", "table": "t", "model": "R20 TAS", "metric": "acc_drop", "reproduced_mean": drop,
+               "reproduced_std": 0.115, "n": 3 if searched is None else 1, "verdict": "not comparable at this scale"}
+        (directory / "toy/tables").mkdir(parents=True)
+        frame = pd.DataFrame([row if searched is None else {**row, "searched": searched}])
+        frame.to_csv(directory / "toy/tables/t.csv", index=False)
+
+    tables(tmp_path / "ref", 13.57, None)  # a reference made before the column existed
+    tables(tmp_path / "amd", 10.80, True)
+    assert regress(tmp_path / "amd", tmp_path / "ref") == []
+    tables(tmp_path / "plain", 10.80, False)  # a fixed network's accuracy: the 2-point floor
+    assert [d.message for d in regress(tmp_path / "plain", tmp_path / "ref")] == [
+        "13.57 -> 10.8 (change -2.77, tolerance 2, reference 0.115 std over 3 seeds)"]
+    tables(tmp_path / "far", 9.0, True)
+    assert len(regress(tmp_path / "far", tmp_path / "ref")) == 1
+
+
 def test_regress_checks_that_latency_was_measured_not_what_it_was(tmp_path):
     def tables(directory: Path, ms: float, verdict: str) -> None:
         (directory / "toy/tables").mkdir(parents=True)
@@ -489,6 +507,7 @@ def test_relative_metrics_labelled_claims_and_searched_verdicts(tmp_path, scale)
     assert released.loc["macs_reduction", "reproduced_mean"] == pytest.approx(45.0)
     assert released.loc["macs_reduction", "verdict"] == "reproduced"
     assert released.loc["top1", "verdict"] == released.loc["acc_drop", "verdict"] == "not run"
+    assert set(kd["searched"]) == {True} and set(released["searched"]) == {False}
 
 
 def test_a_searched_shape_outside_the_search_tolerance_is_not_reproduced(tmp_path):

@@ -11,7 +11,7 @@
   plain step of each of the same four configurations, built as separate networks.
 
 - ProxylessNAS: on the default (mobile) space at 32 px (`stem: cifar`, batch 64) and at 224 px
-  (batch 8): a weight step (one path per edge sampled from p) against a plain step of the same
+  (batch 16, as issue 14's official measurement: full_v2 step 3.1x the bare step of proxyless_mobile): a weight step (one path per edge sampled from p) against a plain step of the same
   sampled net built as an `mbconv-chain` (target 1.2x: the single-path promise), and a `full_v2`
   architecture step (one path forward, every candidate re-run under no_grad in backward) against
   the same plain step (reported; the official step costs the same kind of extra forwards).
@@ -126,7 +126,7 @@ def test_autoslim_sandwich_step_against_the_bare_step(benchmark, arch, size, bat
             medians["bare NCHW step"], 2.5, medians["plain steps of the same configurations"])
 
 
-@pytest.mark.parametrize("stem, size, batch", [("cifar", 32, 64), ("imagenet", 224, 8)])
+@pytest.mark.parametrize("stem, size, batch", [("cifar", 32, 64), ("imagenet", 224, 16)])
 def test_proxyless_steps_against_the_sampled_nets_plain_step(benchmark, stem, size, batch, record_step_cost):
     torch.manual_seed(0)
     classes = 10 if size == 32 else 1000

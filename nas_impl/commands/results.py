@@ -96,12 +96,8 @@ def reference(args: argparse.Namespace) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        for table in kept:
-            target = staging / table.relative_to(out)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(table, target)
-        for table in tables:
-            target = staging / table.relative_to(results)
+        for root, table in [(out, t) for t in kept] + [(results, t) for t in tables]:
+            target = staging / table.relative_to(root)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(table, target)
         environment = collect_environment(results)

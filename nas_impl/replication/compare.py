@@ -275,6 +275,7 @@ def _compare_row(rep: Replication, row: PublishedRow, experiment: str | None, la
                                               "(mobile: never; see the note)") if measured else
                    ("results missing", f"no latency.json of experiment '{experiment}' under {results_dir}"))
         values, run_dataset = seed_values(row, results_dir / experiment, seeds)
+        searched = rep.experiments[experiment].search is not None
     else:
         exp = rep.experiments[experiment]
         trained = row.metric not in READERS or READERS[row.metric][0] != "eval.json" or exp.trained_at(scale)

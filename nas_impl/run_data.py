@@ -301,7 +301,7 @@ def _text_data(dataset: str, recipe: Recipe, device: torch.device, data_root: st
     loaders: dict[str, Any] = {}
     if isinstance(plan, Whole):
         train = _prefix(streams["train"], recipe.train_subset, "train_subset", record)
-        loaders["train"] = TokenWindows(train, recipe.batch_size, window, device)
+        loaders["train"] = TokenWindows(train, recipe.batch_size, window, device, variable=recipe.variable_bptt)
         record["train_tokens"] = len(train)
     if evaluate is not None:
         tokens = streams[evaluate] if evaluate == "train" else _prefix(streams[evaluate], recipe.test_subset,

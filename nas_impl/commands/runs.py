@@ -199,7 +199,8 @@ def train(args: argparse.Namespace) -> dict:
     task = task_for_dataset(args.dataset)
     spec = task.check_network(normalize_spec(args.arch), f"architecture {args.arch}", args.dataset)
     prepare_run_dir(args.out)  # before the data is read: an unwritable --out fails at once
-    data = run_data(args.dataset, recipe_, args.seed, device, args.data_root, window=task.window(natural_input(spec)))
+    data = run_data(args.dataset, recipe_, args.seed, device, args.data_root, evaluate=task.monitor_split,
+                    window=task.window(natural_input(spec)))
     spec, changed = task.adapt_spec(spec, data.num_classes, data.input_size)
     architecture = architecture_metrics(spec, data.input_size, f"architecture {args.arch}", args.dataset)
     record = {**data.record, "arch_file": str(args.arch), "recipe_file": str(args.recipe)}

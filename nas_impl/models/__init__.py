@@ -4,6 +4,7 @@ Importing this package registers every family and variant.
 """
 
 from nas_impl.models import (  # noqa: F401  (registers)
+    dag_rnn,
     lstm_lm,
     mbconv_chain,
     mnasnet,
@@ -12,6 +13,7 @@ from nas_impl.models import (  # noqa: F401  (registers)
     pyramid_tree,
     resnet_cifar,
     resnet_imagenet,
+    shrink_cnn,
     wrn_cifar,
 )
 from nas_impl.models.registry import (

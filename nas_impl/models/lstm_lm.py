@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from nas_impl.models.registry import SpecModel, register_family, register_model
 from nas_impl.models.spec import require
+from nas_impl.tasks.language import LMOutputs
 
 
 @dataclass
@@ -65,9 +66,11 @@ class LSTMLanguageModel(SpecModel):
         if not spec.tie_weights:
             nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
 
-    def forward(self, tokens: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+    def forward(self, tokens: torch.Tensor, state: Any = None, return_hidden: bool = False) -> tuple[Any, Any]:
         out, state = self.lstm(self.dropout(self.embedding(tokens)), state)
-        return self.decoder(self.dropout(out)), state
+        dropped = self.dropout(out)
+        logits = self.decoder(dropped)
+        return (LMOutputs(logits, out, dropped) if return_hidden else logits), state
 
 
 register_model("lstm-lm-small", family="lstm-lm")  # Zaremba et al.'s small configuration (2x200, no dropout)

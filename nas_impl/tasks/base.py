@@ -27,6 +27,9 @@ class Task(abc.ABC):
     train_metric: str  # the training-set metric logged per epoch (train_<metric>)
     unit: str  # what a batch counts (images, tokens): the <unit>_per_s column and eval.json's count
     splits: tuple[str, ...]  # what `nasrepro evaluate --split` accepts
+    monitor_split: str = "test"  # what training evaluates after every epoch (a language model: valid)
+    # Recipe keys only this task's training applies, and their "off" values (an other task refuses them).
+    own_recipe_keys: dict[str, Any] = {}
 
     def check_network(self, spec: dict[str, Any], origin: str, dataset: str) -> dict[str, Any]:
         """The spec, if its family is made for this task; else one error naming both."""
@@ -60,6 +63,26 @@ class Task(abc.ABC):
         """(outputs, state to carry into the next batch); stateless tasks carry None."""
         return model(x), None
 
+    def training_forward(self, model: nn.Module, x: torch.Tensor, state: Any) -> tuple[Any, Any]:
+        """Like `forward`, with whatever the task's regularisers read (a language model: `LMOutputs`)."""
+        return self.forward(model, x, state)
+
+    def check_recipe(self, recipe: Any, origin: str) -> None:
+        """One error naming a recipe key set for another task's training."""
+        from nas_impl.tasks import TASKS
+
+        for task in TASKS.values():
+            if task is self:
+                continue
+            for key, off in task.own_recipe_keys.items():
+                if getattr(recipe, key) != off:
+                    raise NasReproError(f"{origin}: recipe key '{key}' applies to {task.name} only, but this is "
+                                        f"a {self.name} run: remove it")
+
+    def regularisation(self, outputs: Any, recipe: Any) -> torch.Tensor | float:
+        """Terms the training objective adds to the loss (not logged as loss): none by default."""
+        return 0.0
+
     @abc.abstractmethod
     def loss(self, outputs: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
         ...
@@ -77,7 +100,8 @@ class Task(abc.ABC):
         """{'loss', the headline metric (and any others), 'n'} over the loader."""
 
     def log_columns(self) -> list[str]:
-        return ["train_loss", f"train_{self.train_metric}", "test_loss", f"test_{self.headline}"]
+        split = self.monitor_split
+        return ["train_loss", f"train_{self.train_metric}", f"{split}_loss", f"{split}_{self.headline}"]
 
     def best(self, values: Iterable[float]) -> float:
         return max(values) if self.higher_is_better else min(values)

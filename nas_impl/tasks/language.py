@@ -4,13 +4,21 @@ A token stream is cut into `batch_size` contiguous columns (`data.batchify`) and
 of `bptt` tokens; the model's recurrent state is carried from one window to the next (detached,
 so gradients stop at the window), as in Zaremba et al. and the AWD-LSTM / DARTS / ENAS language
 models. Perplexity = exp(mean negative log-likelihood per target token).
+
+AWD-LSTM's training regime (Merity et al., 2018), which the DARTS and AutoShrink language models
+train with, is recipe keys: `variable_bptt` (each training window's length is drawn around the
+model's `seq_len`, and the step's learning rate scaled by length / seq_len), `ar` and `tar`
+(activation and temporal activation regularisation on the recurrent output, computed here from
+the `LMOutputs` a model returns with `return_hidden=True`), `asgd_nonmono` and `keep_best` (the
+trainer's switch to averaged SGD and best-validation weights). Training monitors the validation
+split; the test split is `nasrepro evaluate`'s.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -27,30 +35,57 @@ def detach_state(state: Any) -> Any:
     return type(state)(detach_state(s) for s in state)
 
 
+class LMOutputs(NamedTuple):
+    """A language model's training outputs: logits (B, T, V) and its recurrent output (B, T, H)
+    before and after the output dropout, which the activation regularisers read."""
+
+    logits: torch.Tensor
+    hidden: torch.Tensor
+    dropped: torch.Tensor
+
+
+def window_length(bptt: int, generator: torch.Generator | None = None) -> int:
+    """AWD-LSTM's variable window: the base length is bptt (probability 0.95) or bptt / 2, the
+    length is drawn from N(base, 5), truncated to an integer, at least 5 and at most bptt + 20."""
+    base = bptt if torch.rand((), generator=generator).item() < 0.95 else bptt / 2.0
+    length = int(base + 5.0 * torch.randn((), generator=generator).item())
+    return min(max(5, length), bptt + 20)
+
+
 class TokenWindows:
     """Batch-first (B, bptt) input windows and their next-token targets over a batchified stream.
 
-    The order is fixed (state flows from window to window), so `set_epoch` changes nothing; it is
-    there for the epoch loop, like the image loaders'."""
+    The order is fixed (state flows from window to window). With `variable=True` the lengths are
+    drawn by `window_length` from the global generator, which the epoch loop seeds from
+    (seed, epoch), so a resumed epoch draws the same windows; `lr_factor` is then a window's
+    length / bptt, the factor AWD-LSTM scales that step's learning rate by."""
 
-    def __init__(self, tokens: torch.Tensor, batch_size: int, bptt: int, device: torch.device | str = "cpu") -> None:
+    def __init__(self, tokens: torch.Tensor, batch_size: int, bptt: int, device: torch.device | str = "cpu",
+                 variable: bool = False) -> None:
         from nas_impl.data.ptb import batchify
 
         self.columns = batchify(tokens, batch_size, device)  # (T, B)
-        self.bptt = bptt
+        self.bptt, self.variable = bptt, variable
 
     def set_epoch(self, epoch: int) -> None:
         pass
 
     def __len__(self) -> int:
+        """Windows of one pass (with variable lengths: as many as fixed ones would be, on average about right)."""
         return math.ceil((len(self.columns) - 1) / self.bptt)
+
+    def lr_factor(self, x: torch.Tensor) -> float:
+        return x.shape[1] / self.bptt if self.variable else 1.0
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         from nas_impl.data.ptb import get_batch
 
-        for i in range(0, len(self.columns) - 1, self.bptt):
-            x, y = get_batch(self.columns, i, self.bptt)
+        i = 0
+        while i < len(self.columns) - 1:
+            length = window_length(self.bptt) if self.variable else self.bptt
+            x, y = get_batch(self.columns, i, length)
             yield x.t(), y.t()
+            i += length
 
 
 class LanguageModelling(Task):
@@ -60,6 +95,8 @@ class LanguageModelling(Task):
     train_metric = "ppl"
     unit = "tokens"
     splits = ("test", "valid", "train")
+    monitor_split = "valid"
+    own_recipe_keys = {"variable_bptt": False, "asgd_nonmono": None, "ar": 0.0, "tar": 0.0}
 
     def dataset_shape(self, dataset: str, spec: dict[str, Any]) -> tuple[int, tuple[int, ...]]:
         from nas_impl.data.registry import TEXT_VOCABULARY
@@ -81,14 +118,25 @@ class LanguageModelling(Task):
         return torch.zeros(batch_size, *input_size, device=device, dtype=torch.long)
 
     def forward(self, model: nn.Module, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        logits, state = model(x, detach_state(state))
-        return logits, state
+        return model(x, detach_state(state))
 
-    def loss(self, outputs: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-        return nn.functional.cross_entropy(outputs.reshape(-1, outputs.shape[-1]).float(), target.reshape(-1))
+    def training_forward(self, model: nn.Module, x: torch.Tensor, state: Any) -> tuple[LMOutputs, Any]:
+        return model(x, detach_state(state), return_hidden=True)
 
-    def count_correct(self, outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return torch.zeros((), dtype=torch.int64, device=outputs.device)
+    def loss(self, outputs: LMOutputs | torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+        logits = outputs.logits if isinstance(outputs, LMOutputs) else outputs
+        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1))
+
+    def regularisation(self, outputs: LMOutputs, recipe: Any) -> torch.Tensor | float:
+        extra: torch.Tensor | float = 0.0
+        if recipe.ar:
+            extra = extra + recipe.ar * outputs.dropped.float().pow(2).mean()
+        if recipe.tar:
+            extra = extra + recipe.tar * (outputs.hidden[:, 1:] - outputs.hidden[:, :-1]).float().pow(2).mean()
+        return extra
+
+    def count_correct(self, outputs: Any, target: torch.Tensor) -> torch.Tensor:
+        return torch.zeros((), dtype=torch.int64, device=target.device)
 
     def train_value(self, loss_mean: float, correct: int, n: int) -> float:
         return math.exp(loss_mean)

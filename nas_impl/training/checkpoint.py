@@ -105,11 +105,12 @@ def check_resumable(state: dict[str, Any], identity: dict[str, Any], path: str |
 
 
 def model_from_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
-    """Rebuild the network from the spec stored in the checkpoint and load its weights."""
+    """Rebuild the network from the spec stored in the checkpoint and load the weights it is
+    evaluated with: `eval_model` (averaged or best-epoch weights) when the run kept them, else `model`."""
     from nas_impl.models import build_model
 
     state = load_checkpoint(path, map_location=device)
     require_keys(state, ("spec", "model"), path)
     model = build_model(state["spec"])
-    load_weights(model, state["model"], path)
+    load_weights(model, state.get("eval_model", state["model"]), path)
     return model.to(device)

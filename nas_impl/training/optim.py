@@ -27,3 +27,16 @@ def build_optimizer(model: nn.Module | Iterable[nn.Parameter], recipe: Recipe) -
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
     return torch.optim.Adam(groups, lr=recipe.lr, betas=recipe.betas)
+
+
+def build_averaged_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    """Averaged SGD as AWD-LSTM switches to it (`asgd_nonmono`): torch's ASGD with t0 = 0 and
+    lambd = 0, so the step is plain SGD and the average starts at once."""
+    groups = parameter_groups(model, recipe.weight_decay, recipe.no_decay_bn_bias)
+    return torch.optim.ASGD(groups, lr=recipe.lr, t0=0, lambd=0.0)
+
+
+def averaged_weights(optimizer: torch.optim.Optimizer) -> dict[torch.Tensor, torch.Tensor]:
+    """Each parameter's running average ('ax') in an ASGD optimizer; parameters it has not yet
+    stepped are absent."""
+    return {p: state["ax"] for p, state in optimizer.state.items() if "ax" in state}

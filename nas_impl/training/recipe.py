@@ -78,6 +78,12 @@ class Recipe:
     warmup_lr: float = 0.0
     label_smoothing: float = 0.0
     grad_clip: float | None = None
+    # Language modelling (AWD-LSTM / DARTS recipes; an image task refuses them when set).
+    variable_bptt: bool = False  # window lengths drawn around the model's seq_len, lr scaled by length/seq_len
+    asgd_nonmono: int | None = None  # switch SGD -> averaged SGD once validation stalls for this many epochs
+    ar: float = 0.0  # activation regularisation: ar * mean(dropped RNN output ^ 2)
+    tar: float = 0.0  # temporal activation regularisation: tar * mean((h_t - h_{t-1}) ^ 2)
+    keep_best: bool = False  # evaluate with the weights of the best validation epoch, not the last
     augment: dict[str, Any] = field(default_factory=lambda: {"crop_padding": 4, "flip": True})
     distill: Distillation | None = None
     # Class-balanced subsets of the train / test split (smoke scale); None = whole split.
@@ -120,6 +126,10 @@ class Recipe:
             (("warmup_lr",), lambda: self.warmup_lr >= 0, "non-negative"),
             (("label_smoothing",), lambda: 0 <= self.label_smoothing < 1, "in [0, 1)"),
             (("grad_clip",), lambda: self.grad_clip is None or self.grad_clip > 0, "positive, or null for no clipping"),
+            (("asgd_nonmono", "optimizer"), lambda: self.asgd_nonmono is None or (self.asgd_nonmono >= 1 and self.optimizer == "sgd"),
+             "a positive number of epochs with 'optimizer: sgd' (it switches SGD to averaged SGD), or null"),
+            (("ar",), lambda: self.ar >= 0, "non-negative (0 disables it)"),
+            (("tar",), lambda: self.tar >= 0, "non-negative (0 disables it)"),
             (("train_subset",), lambda: self.train_subset is None or self.train_subset >= 1, subset),
             (("test_subset",), lambda: self.test_subset is None or self.test_subset >= 1, subset),
         ]

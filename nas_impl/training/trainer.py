@@ -4,14 +4,23 @@ One epoch = reseed from (seed, epoch), train over the loader with a per-step lea
 evaluate, append a row to the history, write `train_log.csv` and `checkpoint.pt` atomically.
 `fit(resume=True)` continues from the last completed epoch and ends bit-identical (on CPU) to
 an uninterrupted run, because everything random is a function of (seed, epoch). The task
-(`nas_impl.tasks`) supplies the loss, the metrics and the log columns.
+(`nas_impl.tasks`) supplies the loss and its regularisers, the metrics, the split evaluated after
+every epoch and the log columns.
+
+Two recipe keys change which weights are evaluated (AWD-LSTM's regime, any task may use them):
+`asgd_nonmono` switches SGD to averaged SGD once the monitored loss has not beaten the best of all
+but the last `asgd_nonmono` epochs, after which every evaluation uses the average; `keep_best`
+evaluates with the weights of the best epoch. The checkpoint's `eval_model` holds those weights,
+which `nasrepro evaluate` reads; `model` holds the training weights a resumed run continues from.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +35,14 @@ from nas_impl.tasks.image import to_device
 from nas_impl.training.checkpoint import load_weights, model_from_checkpoint, require_keys
 from nas_impl.training.epoch_loop import EpochLoop, RunFiles
 from nas_impl.training.losses import distillation_loss
-from nas_impl.training.optim import build_optimizer
+from nas_impl.training.optim import averaged_weights, build_averaged_optimizer, build_optimizer
 from nas_impl.training.recipe import Recipe
 
 
 def run_files(task: Task) -> RunFiles:
     """train_log.csv's columns for the task; metrics.json is what a finished run leaves (removed when
     a run starts, so a run that dies never leaves an old result beside its own checkpoint)."""
-    columns = ["epoch", "lr", *task.log_columns(), "epoch_s", f"{task.unit}_per_s"]
+    columns = ["epoch", "lr", *task.log_columns(), "averaging", "epoch_s", f"{task.unit}_per_s"]
     return RunFiles(log="train_log.csv", log_columns=columns, results=("metrics.json",))
 
 
@@ -53,6 +62,7 @@ class Trainer:
         task: Task | None = None,
     ) -> None:
         self.task = task or task_of(model)
+        self.task.check_recipe(recipe, "recipe")
         self.loop = EpochLoop(out_dir, run_files(self.task), seed=seed, epochs=recipe.epochs, device=device)
         self.device = self.loop.device
         self.recipe, self.seed = recipe, seed
@@ -64,6 +74,8 @@ class Trainer:
         # channels_last: 1.5-2x faster convolutions on CPU (oneDNN) as on GPU (cuDNN), same numerics.
         self.model = model.to(self.device, memory_format=torch.channels_last)
         self.optimizer = build_optimizer(self.model, recipe)
+        self.averaging = False  # switched to averaged SGD (`asgd_nonmono`)
+        self.best: tuple[int, dict[str, torch.Tensor]] | None = None  # (epoch, evaluated weights) for `keep_best`
         self.teacher = self._load_teacher()
         # On CUDA a per-step finiteness check would synchronise every step; check every few.
         self.check_every = 1 if self.device.type == "cpu" else 25
@@ -96,35 +108,82 @@ class Trainer:
         return {"recipe": self.recipe.to_dict(), "seed": self.seed, "spec": self.model.to_spec()}
 
     def state(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "record": self.record}
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "record": self.record,
+                 "averaging": self.averaging}
+        if self.best is not None:
+            state["best_epoch"], state["eval_model"] = self.best
+        elif self.averaging:
+            with self.evaluation_weights():
+                state["eval_model"] = copy.deepcopy(self.model.state_dict())
+        return state
 
     def load_state(self, state: dict[str, Any], path: Path) -> None:
         require_keys(state, ("model", "optimizer"), path)
         load_weights(self.model, state["model"], path)
+        self.averaging = bool(state.get("averaging", False))
+        if self.averaging:
+            self.optimizer = build_averaged_optimizer(self.model, self.recipe)
         self.optimizer.load_state_dict(state["optimizer"])
+        if "best_epoch" in state:
+            self.best = (state["best_epoch"], state["eval_model"])
+
+    @contextlib.contextmanager
+    def evaluation_weights(self) -> Iterator[None]:
+        """The model holds the weights an evaluation uses (after the switch: the running average)."""
+        average = averaged_weights(self.optimizer) if self.averaging else {}
+        saved = {p: p.detach().clone() for p in average}
+        with torch.no_grad():
+            for p, value in average.items():
+                p.copy_(value)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, value in saved.items():
+                    p.copy_(value)
 
     # -- training -----------------------------------------------------------------------------
-    def _loss(self, x: torch.Tensor, y: torch.Tensor, state: Any) -> tuple[torch.Tensor, torch.Tensor, Any]:
-        """(loss, outputs, state carried to the next batch: a language model's recurrent state)."""
+    def _loss(self, x: torch.Tensor, y: torch.Tensor, state: Any) -> tuple[torch.Tensor, torch.Tensor, Any, Any]:
+        """(loss, objective = loss + the task's regularisers, outputs, state carried to the next
+        batch: a language model's recurrent state)."""
         with autocast(self.device, self.bf16):
-            logits, state = self.task.forward(self.model, x, state)
+            outputs, state = self.task.training_forward(self.model, x, state)
             if self.teacher is None:
-                return self.task.loss(logits, y, self.recipe.label_smoothing), logits, state
+                loss = self.task.loss(outputs, y, self.recipe.label_smoothing)
+                return loss, loss + self.task.regularisation(outputs, self.recipe), outputs, state
             with torch.no_grad():
                 teacher_logits = self.teacher(x)
         d = self.recipe.distill
-        loss = distillation_loss(logits, teacher_logits, y, d.temperature, d.alpha, self.recipe.label_smoothing)
-        return loss, logits, state
+        loss = distillation_loss(outputs, teacher_logits, y, d.temperature, d.alpha, self.recipe.label_smoothing)
+        return loss, loss, outputs, state
 
     def _check_finite(self, loss_sum: torch.Tensor, epoch: int, step: int, lr: float) -> None:
         self.loop.check_finite(loss_sum, "loss became NaN/Inf", epoch, step, lr,
                                "lower the recipe's 'lr' or add warm-up ('warmup_epochs')")
 
     def run_epoch(self, epoch: int, loop: EpochLoop) -> dict[str, Any]:
-        row = {"epoch": epoch + 1, **self.train_epoch(epoch)}
-        result = self.task.evaluate(self.model, self.eval_loader, self.device, self.bf16)
-        row.update({"test_loss": result["loss"], f"test_{self.task.headline}": result[self.task.headline]})
+        row = {"epoch": epoch + 1, **self.train_epoch(epoch), "averaging": int(self.averaging)}
+        with self.evaluation_weights():
+            result = self.task.evaluate(self.model, self.eval_loader, self.device, self.bf16)
+            split, headline = self.task.monitor_split, self.task.headline
+            row.update({f"{split}_loss": result["loss"], f"{split}_{headline}": result[headline]})
+            if self.recipe.keep_best and self._is_best(result[headline]):
+                self.best = (epoch + 1, copy.deepcopy(self.model.state_dict()))
+        if self.recipe.asgd_nonmono and not self.averaging and self._stalled(result["loss"]):
+            self.averaging = True
+            self.optimizer = build_averaged_optimizer(self.model, self.recipe)
         return row
+
+    def _is_best(self, value: float) -> bool:
+        earlier = [row[f"{self.task.monitor_split}_{self.task.headline}"] for row in self.history]
+        return not earlier or self.task.best([value, *earlier]) == value and value not in earlier
+
+    def _stalled(self, loss: float) -> bool:
+        """AWD-LSTM's non-monotone trigger: this epoch's loss is worse than the best of the SGD
+        epochs before the last `asgd_nonmono` ones."""
+        earlier = [row[f"{self.task.monitor_split}_loss"] for row in self.history if not row["averaging"]]
+        n = self.recipe.asgd_nonmono
+        return len(earlier) > n and loss > min(earlier[:-n])
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One pass over the training loader (the loop has seeded it from (seed, epoch))."""
@@ -137,17 +196,21 @@ class Trainer:
         n = 0
         start = time.perf_counter()
         lr, state = self.recipe.lr, None
+        lr_factor = getattr(self.train_loader, "lr_factor", None)  # a language model's variable windows
         for step, (x, y) in enumerate(self.loop.progress(self.train_loader, steps, epoch)):
             x, y = to_device(x, self.device), y.to(self.device, non_blocking=True)
             lr = self.loop.set_lr(self.recipe, self.optimizer, epoch, step, steps)
-            loss, logits, state = self._loss(x, y, state)
+            if lr_factor is not None and (factor := lr_factor(x)) != 1.0:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr * factor
+            loss, objective, outputs, state = self._loss(x, y, state)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            objective.backward()
             if self.recipe.grad_clip:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
             self.optimizer.step()
             loss_sum += loss.detach() * y.numel()
-            correct += self.task.count_correct(logits.detach(), y)
+            correct += self.task.count_correct(outputs, y)
             n += y.numel()
             if (step + 1) % self.check_every == 0:
                 self._check_finite(loss_sum, epoch, step, lr)
@@ -169,11 +232,16 @@ class Trainer:
         return self._write_metrics()
 
     def _write_metrics(self) -> dict[str, Any]:
-        final, headline, speed = self.history[-1], self.task.headline, f"{self.task.unit}_per_s"
+        headline, speed, split = self.task.headline, f"{self.task.unit}_per_s", self.task.monitor_split
+        selected = self.best[0] if self.best is not None else len(self.history)
+        final = self.history[selected - 1]
         metrics = {
-            headline: final[f"test_{headline}"],
-            "test_loss": final["test_loss"],
-            f"best_{headline}": self.task.best(row[f"test_{headline}"] for row in self.history),
+            headline: final[f"{split}_{headline}"],
+            f"{split}_loss": final[f"{split}_loss"],
+            f"best_{headline}": self.task.best(row[f"{split}_{headline}"] for row in self.history),
+            "split": split,
+            "selected_epoch": selected,
+            "averaged_from_epoch": next((r["epoch"] for r in self.history if r["averaging"]), None),
             "epochs": len(self.history),
             f"train_{speed}": sum(r[speed] for r in self.history) / len(self.history),
             "wall_time_s": self.loop.elapsed_s,
@@ -183,7 +251,8 @@ class Trainer:
             "run": self.loop.provenance(),
             **self.extra_metrics,
         }
-        if not math.isfinite(metrics["test_loss"]):
-            raise TrainingDiverged(f"test loss is {metrics['test_loss']} after training; see {self.out_dir / 'train_log.csv'}")
+        if not math.isfinite(metrics[f"{split}_loss"]):
+            raise TrainingDiverged(f"{split} loss is {metrics[f'{split}_loss']} after training; "
+                                   f"see {self.out_dir / 'train_log.csv'}")
         write_json_atomic(self.out_dir / "metrics.json", metrics)
         return metrics

@@ -26,7 +26,7 @@ def test_datasets_and_models_name_their_task():
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_every_task_logs_its_headline(name):
     task = get_task(name)
-    assert f"test_{task.headline}" in task.log_columns()
+    assert f"{task.monitor_split}_{task.headline}" in task.log_columns()
     assert task.best([3.0, 1.0, 2.0]) == (3.0 if task.higher_is_better else 1.0)
 
 
@@ -118,14 +118,14 @@ def test_a_language_model_trains_resumes_and_evaluates_on_penn_treebank(tmp_path
     whole, parts = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("whole", "parts"))
     assert whole["ppl"] == parts["ppl"]  # interrupted and resumed == uninterrupted
     rows = list(csv.DictReader((tmp_path / "whole" / "train_log.csv").open()))
-    assert {"train_ppl", "test_ppl", "tokens_per_s"} <= set(rows[0])
-    first, last = float(rows[0]["test_ppl"]), float(rows[-1]["test_ppl"])
+    assert {"train_ppl", "valid_ppl", "tokens_per_s"} <= set(rows[0])  # training monitors the validation split
+    first, last = float(rows[0]["valid_ppl"]), float(rows[-1]["valid_ppl"])
     assert max(first, last) < 2_000  # it learned: a uniform guess over the vocabulary scores 10,000
-    assert whole["best_ppl"] == min(float(r["test_ppl"]) for r in rows)
+    assert whole["best_ppl"] == min(float(r["valid_ppl"]) for r in rows) and whole["split"] == "valid"
     assert whole["architecture"]["macs"] == 20 * (4 * 16 * (16 + 16) + 16 * 10_000)
     assert whole["record"]["train_tokens"] == 24_000
     code = main(["evaluate", "--checkpoint", str(tmp_path / "whole" / "checkpoint.pt"), "--data-root",
-                 str(shared_data), "--device", "cpu"])
+                 str(shared_data), "--device", "cpu", "--split", "valid"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["ppl"] == pytest.approx(last) and out["tokens"] == 4_000 // 16 * 16 - 16
     assert math.exp(out["loss"]) == pytest.approx(out["ppl"])

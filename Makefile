@@ -16,7 +16,7 @@ export MALLOC_TOP_PAD_ := 1073741824
 # Real-data tests and validation runs read ../shared/data (CIFAR-10 copy, Penn Treebank).
 export NASREPRO_SHARED ?= $(abspath ../shared)
 
-.PHONY: run test bench lint validate validate-tas validate-autoslim validate-proxylessnas regress reference screenshot venv data lock clean
+.PHONY: run test bench lint validate validate-tas validate-autoslim validate-proxylessnas validate-autoshrink regress reference screenshot venv data lock clean
 
 run: venv data
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default
@@ -68,6 +68,14 @@ VALIDATE_PROXYLESS_CONFIG := scale=reduced papers='[proxylessnas]' experiments='
 validate-proxylessnas: venv
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default --config $(VALIDATE_PROXYLESS_CONFIG)
 	@echo "Validation results: results/reduced/proxylessnas/ (search/proxyless-mobile-C10/seed0/, Proxyless-mobile-C10/seed0/eval.json)"
+
+# AutoShrink's language models on the Penn Treebank copy in ../shared/data: ShrinkRNN as released for 1 epoch of
+# the official regime (SGD lr 20, variable BPTT, TAR, clip 0.25; about 40 minutes on 2 CPU cores) and the LSTM
+# baseline for 2 epochs (about 40 minutes); test perplexity of the kept weights, validation perplexity per epoch.
+VALIDATE_AUTOSHRINK_CONFIG := scale=reduced papers='[autoshrink]' data_root=$(NASREPRO_SHARED)/data device=cpu threads=$(CORES)
+validate-autoshrink: venv
+	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default --config $(VALIDATE_AUTOSHRINK_CONFIG)
+	@echo "Validation results: results/reduced/autoshrink/ (ShrinkRNN/seed0/, LSTM-medium/seed0/: train_log.csv, metrics.json, eval.json)"
 
 regress: venv
 	$(VENV)/bin/snakemake regress --cores $(CORES) --workflow-profile workflows/profiles/default

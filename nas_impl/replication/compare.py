@@ -66,6 +66,8 @@ READERS = {
     "top5": ("eval.json", lambda r: r["top5"]),
     "top5_err": ("eval.json", lambda r: 100.0 - r["top5"]),
     "ppl": ("eval.json", lambda r: r["ppl"]),  # a language model's test perplexity
+    # ... and its validation perplexity, which training monitors (of the weights it keeps: metrics.json's `ppl`)
+    "valid_ppl": ("metrics.json", lambda r: r["ppl"]),
     "macs": ("arch_metrics.json", lambda r: r["macs"]),
     "params": ("arch_metrics.json", lambda r: r["params"]),
     "params_no_norm": ("arch_metrics.json", lambda r: r["params_no_norm"]),
@@ -278,7 +280,8 @@ def _compare_row(rep: Replication, row: PublishedRow, experiment: str | None, la
         searched = rep.experiments[experiment].search is not None
     else:
         exp = rep.experiments[experiment]
-        trained = row.metric not in READERS or READERS[row.metric][0] != "eval.json" or exp.trained_at(scale)
+        trained = (row.metric not in READERS or READERS[row.metric][0] not in ("eval.json", "metrics.json")
+                   or exp.trained_at(scale))
         not_run = (("results missing", f"no results of experiment '{experiment}' under {results_dir}") if trained else
                    (f"measured, not trained, at {scale} scale",
                     f"experiment '{experiment}' is measured, not trained, at {scale} scale"))

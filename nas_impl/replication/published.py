@@ -26,7 +26,7 @@ ARCHITECTURE_METRICS = {"macs", "params", "params_no_norm", "peak_activation_mb"
 RELATIVE_METRICS = {"acc_drop", "top5_drop", "macs_reduction"}
 # What a trained network is judged by: accuracy (absolute tolerance, in points) and a language
 # model's perplexity (relative tolerance: `tolerances.perplexity` of the published value).
-RELATIVE_QUALITY_METRICS = {"ppl"}
+RELATIVE_QUALITY_METRICS = {"ppl", "valid_ppl"}  # test and validation perplexity
 QUALITY_METRICS = ACCURACY_METRICS | RELATIVE_QUALITY_METRICS
 # Numbers a paper reports that the suite records but never judges: a search's cost in GPU hours
 # (the suite's own search time is in search.json, on other hardware and at other scales).
@@ -39,7 +39,7 @@ LATENCY_METRICS = {"latency_ms", *LATENCY_ON}
 METRICS = QUALITY_METRICS | ARCHITECTURE_METRICS | REPORTED_METRICS | LATENCY_METRICS
 UNITS_OF = {**{m: {"%"} for m in ACCURACY_METRICS}, "macs": {"K", "M", "G", "count"}, "params": {"K", "M", "count"},
             "params_no_norm": {"K", "M", "count"}, "peak_activation_mb": {"MB"}, "memory_mb": {"MB"},
-            **{m: {"ms"} for m in LATENCY_METRICS}, "ppl": {"count"}, "macs_reduction": {"%"}, "search_gpu_h": {"h"}}
+            **{m: {"ms"} for m in LATENCY_METRICS}, "ppl": {"count"}, "valid_ppl": {"count"}, "macs_reduction": {"%"}, "search_gpu_h": {"h"}}
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from nas_impl.replication.published import ABSOLUTE_ACCURACY_METRICS, ACCURACY_METRICS, UNITS
 
 # Quality metrics in the order a plot prefers them when a table has several.
-QUALITY_METRICS = (*ABSOLUTE_ACCURACY_METRICS, "ppl")
-LOWER_IS_BETTER = frozenset({"top1_err", "top5_err", "acc_drop", "top5_drop", "ppl"})
+QUALITY_METRICS = (*ABSOLUTE_ACCURACY_METRICS, "ppl", "valid_ppl")
+LOWER_IS_BETTER = frozenset({"top1_err", "top5_err", "acc_drop", "top5_drop", "ppl", "valid_ppl"})
 # Cost metrics that quality is plotted against, each on its own panel, in panel order.
 COST_AXES = ("macs", "memory_mb", "peak_activation_mb", "latency_ms")
 
@@ -21,6 +21,7 @@ _AXIS_NAMES = {
     "latency_gpu_ms": "latency on a GPU",
     "latency_mobile_ms": "latency on a phone",
     "ppl": "perplexity",
+    "valid_ppl": "validation perplexity",
     "search_gpu_h": "GPU search cost",
 }
 

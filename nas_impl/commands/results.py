@@ -101,7 +101,10 @@ def reference(args: argparse.Namespace) -> dict:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(table, target)
         environment = collect_environment(results)
-        environment.values.to_csv(staging / ENVIRONMENT_FILE, index=False)
+        if environment.run_count or not kept or not (out / ENVIRONMENT_FILE).is_file():
+            environment.values.to_csv(staging / ENVIRONMENT_FILE, index=False)
+        else:  # the replaced papers ran nothing (measured only): the kept tables' environment still holds
+            shutil.copyfile(out / ENVIRONMENT_FILE, staging / ENVIRONMENT_FILE)
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)

@@ -646,3 +646,13 @@ def test_the_folder_names_the_paper(tmp_path):
     shutil.copytree(ROOT / "replications/baselines", copy)
     assert load_replication(copy).paper == "anyname"
     assert load_replication(ROOT / "replications/baselines").paper == "baselines"
+
+
+def test_reference_of_papers_that_ran_nothing_keeps_the_environment(tmp_path, capsys):
+    make_tables(tmp_path / "results", 20.0, 40.81)  # tables only: measured, nothing trained
+    (tmp_path / "ref/kept/tables").mkdir(parents=True)
+    (tmp_path / "ref/kept/tables/x.csv").write_text("kept\n")
+    (tmp_path / "ref/environment.csv").write_text("field,value,runs\ntorch,2.5,3\n")
+    args = ["reference", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "ref")]
+    assert main([*args, "--papers", "toy"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "ref/environment.csv").read_text() == "field,value,runs\ntorch,2.5,3\n"

@@ -198,6 +198,7 @@ def train(args: argparse.Namespace) -> dict:
     recipe_ = with_teacher(load_recipe(args.recipe), args.teacher, args.recipe)
     task = task_for_dataset(args.dataset)
     spec = task.check_network(normalize_spec(args.arch), f"architecture {args.arch}", args.dataset)
+    task.check_recipe(recipe_, f"recipe {args.recipe}")
     prepare_run_dir(args.out)  # before the data is read: an unwritable --out fails at once
     data = run_data(args.dataset, recipe_, args.seed, device, args.data_root, evaluate=task.monitor_split,
                     window=task.window(natural_input(spec)))

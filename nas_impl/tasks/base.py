@@ -72,12 +72,13 @@ class Task(abc.ABC):
         from nas_impl.tasks import TASKS
 
         for task in TASKS.values():
-            if task is self:
+            if task.name == self.name:
                 continue
             for key, off in task.own_recipe_keys.items():
                 if getattr(recipe, key) != off:
+                    article = "an" if self.name[0] in "aeiou" else "a"
                     raise NasReproError(f"{origin}: recipe key '{key}' applies to {task.name} only, but this is "
-                                        f"a {self.name} run: remove it")
+                                        f"{article} {self.name} run: remove it")
 
     def regularisation(self, outputs: Any, recipe: Any) -> torch.Tensor | float:
         """Terms the training objective adds to the loss (not logged as loss): none by default."""

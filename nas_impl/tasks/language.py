@@ -27,6 +27,11 @@ from nas_impl.errors import NasReproError
 from nas_impl.tasks.base import Task, autocast
 
 
+def perplexity(loss: float) -> float:
+    """exp(mean negative log-likelihood); inf where that overflows (a diverging run)."""
+    return math.exp(loss) if loss < 700 else math.inf
+
+
 def detach_state(state: Any) -> Any:
     if state is None:
         return None
@@ -55,10 +60,12 @@ def window_length(bptt: int, generator: torch.Generator | None = None) -> int:
 class TokenWindows:
     """Batch-first (B, bptt) input windows and their next-token targets over a batchified stream.
 
-    The order is fixed (state flows from window to window). With `variable=True` the lengths are
-    drawn by `window_length` from the global generator, which the epoch loop seeds from
-    (seed, epoch), so a resumed epoch draws the same windows; `lr_factor` is then a window's
-    length / bptt, the factor AWD-LSTM scales that step's learning rate by."""
+    The order is fixed (state flows from window to window). With `variable=True` the lengths of a
+    pass are drawn by `window_length` from the global generator when the pass begins (`set_epoch`,
+    which the trainer calls after the epoch loop has seeded it from (seed, epoch)): a resumed epoch
+    draws the same windows, and `len` is the pass's exact number of steps, which a per-step
+    schedule needs. As in AWD-LSTM, a pass stops before a last window of a single token.
+    `lr_factor` is a window's length / bptt, the factor AWD-LSTM scales that step's lr by."""
 
     def __init__(self, tokens: torch.Tensor, batch_size: int, bptt: int, device: torch.device | str = "cpu",
                  variable: bool = False) -> None:
@@ -66,13 +73,28 @@ class TokenWindows:
 
         self.columns = batchify(tokens, batch_size, device)  # (T, B)
         self.bptt, self.variable = bptt, variable
+        self._lengths: list[int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
-        pass
+        if self.variable:
+            self._lengths = self._draw_lengths()
+
+    def _draw_lengths(self) -> list[int]:
+        lengths, i, last = [], 0, len(self.columns) - 2  # stop with fewer than 2 tokens left (official `T - 1 - 1`)
+        while i < last:
+            lengths.append(min(window_length(self.bptt), len(self.columns) - 1 - i))
+            i += lengths[-1]
+        return lengths
+
+    def _pass_lengths(self) -> list[int]:
+        if not self.variable:
+            return [min(self.bptt, len(self.columns) - 1 - i) for i in range(0, len(self.columns) - 1, self.bptt)]
+        if self._lengths is None:
+            self._lengths = self._draw_lengths()
+        return self._lengths
 
     def __len__(self) -> int:
-        """Windows of one pass (with variable lengths: as many as fixed ones would be, on average about right)."""
-        return math.ceil((len(self.columns) - 1) / self.bptt)
+        return len(self._pass_lengths())
 
     def lr_factor(self, x: torch.Tensor) -> float:
         return x.shape[1] / self.bptt if self.variable else 1.0
@@ -80,9 +102,9 @@ class TokenWindows:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         from nas_impl.data.ptb import get_batch
 
-        i = 0
-        while i < len(self.columns) - 1:
-            length = window_length(self.bptt) if self.variable else self.bptt
+        lengths, i = self._pass_lengths(), 0
+        self._lengths = None  # the next pass draws its own (unless set_epoch draws them first)
+        for length in lengths:
             x, y = get_batch(self.columns, i, length)
             yield x.t(), y.t()
             i += length
@@ -131,7 +153,7 @@ class LanguageModelling(Task):
         extra: torch.Tensor | float = 0.0
         if recipe.ar:
             extra = extra + recipe.ar * outputs.dropped.float().pow(2).mean()
-        if recipe.tar:
+        if recipe.tar and outputs.hidden.shape[1] > 1:
             extra = extra + recipe.tar * (outputs.hidden[:, 1:] - outputs.hidden[:, :-1]).float().pow(2).mean()
         return extra
 
@@ -139,7 +161,7 @@ class LanguageModelling(Task):
         return torch.zeros((), dtype=torch.int64, device=target.device)
 
     def train_value(self, loss_mean: float, correct: int, n: int) -> float:
-        return math.exp(loss_mean)
+        return perplexity(loss_mean)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, loader: Iterable, device: torch.device, bf16: bool) -> dict[str, float]:
@@ -156,4 +178,4 @@ class LanguageModelling(Task):
         if n == 0:
             raise NasReproError("evaluation yielded no token windows: the split is shorter than one batch column")
         loss = loss_sum.item() / n
-        return {"loss": loss, "ppl": math.exp(loss), "n": n}
+        return {"loss": loss, "ppl": perplexity(loss), "n": n}

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from nas_impl.methods.interface import MethodInfo, SearchMethod
 
 # The registry, the one list of method names: name -> package, imported on first use.
-_PACKAGES = {"autoslim": "nas_impl.methods.autoslim", "proxylessnas": "nas_impl.methods.proxylessnas",
+_PACKAGES = {"autoshrink": "nas_impl.methods.autoshrink", "autoslim": "nas_impl.methods.autoslim",
+             "proxylessnas": "nas_impl.methods.proxylessnas",
              "tas": "nas_impl.methods.tas"}
 
 

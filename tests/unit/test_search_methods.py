@@ -19,17 +19,24 @@ from nas_impl.models import build_model, load_spec
 
 BASE = {"family": "resnet-cifar", "depth": 8, "shortcut": "B"}
 # A method that searches another family than the CIFAR ResNets names its own small base network.
-BASE_OF = {"proxylessnas": {"family": "mbconv-chain", "stem": "cifar", "first_conv": 8,
+BASE_OF = {"autoshrink": {"family": "shrink-cnn", "stem": "cifar", "stem_channels": 8, "nodes": 3,
+                          "edges": [[0, 1], [1, 2]], "ops": ["conv1x1", "sep3x3"], "cells": [1, 1], "filters": [4, 8],
+                          "pool": [1, 2], "head_channels": None},
+           "proxylessnas": {"family": "mbconv-chain", "stem": "cifar", "first_conv": 8,
                             "blocks": ["e1_k3_c8_s1", "e6_k3_c8_s1", "e6_k3_c16_s2"], "feature_mix": 32}}
 TRAINING = {"epochs": 1, "batch_size": 32, "lr": 0.05, "train_subset": 160, "augment": {"crop_padding": 2, "flip": True}}
 # A tiny recipe per registered method: a method added to the registry without one fails here.
 TINY = {
+    "autoshrink": {"nodes": 4, "k": 2, "keep_fraction": 0.5, "per_class_train": 8, "per_class_valid": 4},
     "tas": {"target_ratio": 0.6},
     "autoslim": {"targets": ["0.5x", "0.3x"], "divisions": 4, "width_min": 0.25, "slim_images": 32,
                  "slim_batch_size": 16, "calibration_batches": 1},
     "proxylessnas": {"supernet_warmup_epochs": 0, "arch_skip_epochs": 0, "valid_size": 32, "kernels": [3, 5],
                      "expands": [3], "latency_repeats": 2, "latency_warmup": 0},
 }
+# Training keys a method's search needs otherwise (AutoShrink's proxy trains with Adam, unaugmented).
+TRAINING_OF = {"autoshrink": {"optimizer": "adam", "lr": 4e-3, "schedule": "constant", "augment": {},
+                              "train_subset": None}}
 COMMON_KEYS = {"method", "base_macs", "selected", "targets", "wall_time_s", "details", "recipe", "record", "run"}
 
 
@@ -43,7 +50,7 @@ def test_the_description_is_torch_free_and_consistent(name):
     assert info.name == name and get_method(name).info is info
     assert info.stages[-1].summary == FINAL_SUMMARY
     assert method_keys(name) >= set(TINY[name])
-    recipe = info.recipe_from_dict({**TRAINING, **TINY[name]}, "tiny")
+    recipe = info.recipe_from_dict({**TRAINING, **TRAINING_OF.get(name, {}), **TINY[name]}, "tiny")
     assert len(info.targets(recipe)) >= 1
 
 
@@ -58,7 +65,7 @@ def test_the_keys_a_search_refuses_are_the_ones_it_lists_without_torch(name):
     refused = set()
     for key, value in values.items():
         try:
-            method_info(name).recipe_from_dict({**TRAINING, **TINY[name], key: value}, "tiny")
+            method_info(name).recipe_from_dict({**TRAINING, **TRAINING_OF.get(name, {}), **TINY[name], key: value}, "tiny")
         except NasReproError:
             refused.add(key)
     assert refused == not_applied_keys(name)
@@ -69,20 +76,20 @@ def test_the_keys_a_search_refuses_are_the_ones_it_lists_without_torch(name):
 def test_a_training_key_no_search_applies_is_refused_by_name(name, key, value):
     info = method_info(name)
     with pytest.raises(NasReproError, match=f"'{key}'.*does not apply it; remove the key"):
-        info.recipe_from_dict({**TRAINING, **TINY[name], key: value}, "tiny")
+        info.recipe_from_dict({**TRAINING, **TRAINING_OF.get(name, {}), **TINY[name], key: value}, "tiny")
 
 
 def test_tas_refuses_label_smoothing_its_search_step_does_not_use():
     with pytest.raises(NasReproError, match="'label_smoothing'.*does not apply it"):
         method_info("tas").recipe_from_dict({**TRAINING, **TINY["tas"], "label_smoothing": 0.1}, "tiny")
-    for name in ("autoslim", "proxylessnas"):  # their weight steps apply it
-        method_info(name).recipe_from_dict({**TRAINING, **TINY[name], "label_smoothing": 0.1}, "tiny")
+    for name in ("autoslim", "proxylessnas"):  # their weight steps apply it (AutoShrink's proxy does not)
+        method_info(name).recipe_from_dict({**TRAINING, **TRAINING_OF.get(name, {}), **TINY[name], "label_smoothing": 0.1}, "tiny")
 
 
 @pytest.mark.parametrize("name", method_names())
 def test_every_method_writes_one_shape_per_target(name, tmp_path, capsys):
     recipe_file, arch = tmp_path / "recipe.yaml", tmp_path / "base.yaml"
-    raw = {**TRAINING, **TINY[name]}
+    raw = {**TRAINING, **TRAINING_OF.get(name, {}), **TINY[name]}
     recipe_file.write_text(yaml.safe_dump(raw))
     base = BASE_OF.get(name, BASE)
     arch.write_text(yaml.safe_dump(base))

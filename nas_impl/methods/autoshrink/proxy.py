@@ -49,7 +49,9 @@ class ProxySettings:
     batch_size: int = 128
     valid_batch_size: int = 100
     lr: float = 4e-3
+    betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 1e-5
+    no_decay_bn_bias: bool = True  # TF's L2 regulariser is on conv and dense kernels only
 
 
 def proxy_indices(train_y: torch.Tensor, test_y: torch.Tensor,
@@ -118,8 +120,8 @@ def train_candidates(models: Sequence[nn.Module], train: tuple[torch.Tensor, tor
                      valid: tuple[torch.Tensor, torch.Tensor], settings: ProxySettings, seed: int) -> list[CandidateRun]:
     """Train every model from its current (fresh) weights with the official proxy recipe and early
     stops; the models share one stream of batches (see the module docstring)."""
-    runs = [CandidateRun(m, torch.optim.Adam(parameter_groups(m, settings.weight_decay, True), lr=settings.lr))
-            for m in models]
+    runs = [CandidateRun(m, torch.optim.Adam(parameter_groups(m, settings.weight_decay, settings.no_decay_bn_bias),
+                                             lr=settings.lr, betas=settings.betas)) for m in models]
     x, y = train
     generator = torch.Generator().manual_seed(seed)
     stream = batches_forever(x, y, settings.batch_size, generator)

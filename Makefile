@@ -69,10 +69,12 @@ validate-proxylessnas: venv
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default --config $(VALIDATE_PROXYLESS_CONFIG)
 	@echo "Validation results: results/reduced/proxylessnas/ (search/proxyless-mobile-C10/seed0/, Proxyless-mobile-C10/seed0/eval.json)"
 
-# AutoShrink's language models on the Penn Treebank copy in ../shared/data: ShrinkRNN as released for 1 epoch of
+# AutoShrink on the copies in ../shared/data: ShrinkRNN as released for 1 epoch of
 # the official regime (SGD lr 20, variable BPTT, TAR, clip 0.25; about 40 minutes on 2 CPU cores) and the LSTM
-# baseline for 2 epochs (about 40 minutes); test perplexity of the kept weights, validation perplexity per epoch.
-VALIDATE_AUTOSHRINK_CONFIG := scale=reduced papers='[autoshrink]' data_root=$(NASREPRO_SHARED)/data device=cpu threads=$(CORES)
+# baseline for 2 epochs (about 40 minutes) on Penn Treebank, test perplexity of the kept weights; the CNN shrinking
+# search for a few steps on the CIFAR-10 copy and its cell retrained 5 epochs.
+VALIDATE_AUTOSHRINK_CONFIG := scale=reduced papers='[autoshrink]' data_root=$(NASREPRO_SHARED)/data \
+  dataset_substitutes='{cifar10: cifar10-jpg}' device=cpu threads=$(CORES)
 validate-autoshrink: venv
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default --config $(VALIDATE_AUTOSHRINK_CONFIG)
 	@echo "Validation results: results/reduced/autoshrink/ (ShrinkRNN/seed0/, LSTM-medium/seed0/: train_log.csv, metrics.json, eval.json)"

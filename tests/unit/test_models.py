@@ -298,11 +298,12 @@ def _reference_archs():
 @pytest.mark.parametrize("spec_path, dataset", list(_reference_archs()))
 def test_a_spec_knows_the_input_of_its_papers_dataset(spec_path, dataset):
     """`nasrepro metrics SPEC` counts at the spec's own input: every reference arch's is the input of
-    the dataset its experiment trains on (CIFAR 3x32x32, ImageNet 3x224x224)."""
-    from nas_impl.data import dataset_info
-    from nas_impl.models import natural_input
+    the dataset its experiment trains on (CIFAR 3x32x32, ImageNet 3x224x224, a language model's window)."""
+    from nas_impl.models import natural_input, normalize_spec
+    from nas_impl.tasks import task_for_dataset
 
-    assert natural_input(spec_path) == dataset_info(dataset).input_size
+    spec = normalize_spec(spec_path)
+    assert natural_input(spec) == task_for_dataset(dataset).dataset_shape(dataset, spec)[1]
 
 
 def test_metrics_of_an_imagenet_spec_count_at_224_without_flags(capsys):

@@ -226,13 +226,14 @@ def test_replications_are_the_folders_with_a_manifest(tmp_path):
     (tmp_path / "notes").mkdir()  # no manifest: not a replication
     assert plan.discover_replications(tmp_path) == ["autoslim", "newpaper", "tas"]
     repo = Path(__file__).resolve().parents[2]
-    assert plan.discover_replications(repo / "replications") == ["autoslim", "baselines", "proxylessnas", "tas"]
+    assert plan.discover_replications(repo / "replications") == ["autoshrink", "autoslim", "baselines", "proxylessnas",
+                                                                         "tas"]
 
 
 def test_search_method_names_and_keys_come_from_the_method_registry():
     from nas_impl.methods import method_keys, method_names
 
-    assert method_names() == ["autoslim", "proxylessnas", "tas"]
+    assert method_names() == ["autoshrink", "autoslim", "proxylessnas", "tas"]
     assert {"target_ratio", "arch_lr", "tau_max"} <= method_keys("tas")
     assert {"grad_mode", "latency_table", "supernet_warmup_epochs"} <= method_keys("proxylessnas")
     assert {"targets", "supernet_width", "slim_images"} <= method_keys("autoslim")

@@ -41,6 +41,16 @@ def split_search_recipe(raw: Any, origin: str, settings: type,
     return weights, method_values
 
 
+def check_settings(settings: Any, checks: list[tuple[tuple[str, ...], Any, str]]) -> None:
+    """Raise for the first failed check of a settings dataclass: (keys involved, the one at fault
+    first; a bool or a callable returning one; what the value must be)."""
+    for keys, ok, expected in checks:
+        if not (ok() if callable(ok) else ok):
+            value = getattr(settings, keys[0])
+            value = list(value) if isinstance(value, tuple) else value
+            raise RecipeKeyError("", keys, f"search recipe key '{keys[0]}' = {value!r}: must be {expected}")
+
+
 def build_settings(settings: type, values: dict[str, Any], origin: str) -> Any:
     """`settings(**values)`: every value of its field's type (a YAML `arch_lr: 1e-3` is a string),
     lists as tuples, and validation errors naming `origin` and the key."""

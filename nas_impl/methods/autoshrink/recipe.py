@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas_impl.methods.interface import MethodInfo, Stage
-from nas_impl.methods.search_recipe import build_settings, search_recipe_dict, split_search_recipe
+from nas_impl.methods.search_recipe import build_settings, check_settings, search_recipe_dict, split_search_recipe
 from nas_impl.training.recipe import Recipe, RecipeKeyError
 
 NODE_OPS = ("sep3x3", "conv1x1")
@@ -52,11 +52,7 @@ class ShrinkSettings:
             (("valid_from",), self.valid_from in VALID_FROM, f"one of {', '.join(VALID_FROM)}"),
             (("valid_batch_size",), self.valid_batch_size >= 1, "a positive integer"),
         ]
-        for keys, ok, expected in checks:
-            if not ok:
-                value = getattr(self, keys[0])
-                value = list(value) if isinstance(value, tuple) else value
-                raise RecipeKeyError("", keys, f"search recipe key '{keys[0]}' = {value!r}: must be {expected}")
+        check_settings(self, checks)
 
 
 @dataclass(frozen=True)

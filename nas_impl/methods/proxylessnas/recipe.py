@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas_impl.methods.interface import MethodInfo, Stage
-from nas_impl.methods.search_recipe import build_settings, search_recipe_dict, split_search_recipe
-from nas_impl.training.recipe import Recipe, RecipeKeyError
+from nas_impl.methods.search_recipe import build_settings, check_settings, search_recipe_dict, split_search_recipe
+from nas_impl.training.recipe import Recipe
 
 ARCH_ALGOS = ("gradient", "reinforce")
 GRAD_MODES = ("full_v2", "two", "full")  # as nas_impl.methods.proxylessnas.mixed_edge (kept torch-free here)
@@ -97,11 +97,7 @@ class ProxylessSettings:
             (("valid_size",), self.valid_size >= 1, positive),
             (("split_seed",), self.split_seed >= 0, "a non-negative integer"),
         ]
-        for keys, ok, expected in checks:
-            if not ok:
-                value = getattr(self, keys[0])
-                value = list(value) if isinstance(value, tuple) else value
-                raise RecipeKeyError("", keys, f"search recipe key '{keys[0]}' = {value!r}: must be {expected}")
+        check_settings(self, checks)
 
     @property
     def target(self) -> str:

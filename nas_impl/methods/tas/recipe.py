@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas_impl.methods.interface import MethodInfo, ratio_target
-from nas_impl.methods.search_recipe import build_settings, search_recipe_dict, split_search_recipe
+from nas_impl.methods.search_recipe import build_settings, check_settings, search_recipe_dict, split_search_recipe
 from nas_impl.training.recipe import Recipe, RecipeKeyError
 
 TAU_SCHEDULES = ("cosine", "linear")
@@ -58,11 +58,7 @@ class TASSettings:
             (("select",), lambda: self.select in SELECTIONS, f"one of {', '.join(SELECTIONS)}"),
             (("flop_rule",), lambda: self.flop_rule in FLOP_RULES, f"one of {', '.join(FLOP_RULES)}"),
         ]
-        for keys, ok, expected in checks:
-            if not ok():
-                value = getattr(self, keys[0])
-                value = list(value) if isinstance(value, tuple) else value
-                raise RecipeKeyError("", keys, f"search recipe key '{keys[0]}' = {value!r}: must be {expected}")
+        check_settings(self, checks)
 
 
 @dataclass(frozen=True)

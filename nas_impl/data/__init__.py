@@ -13,7 +13,7 @@ _WHERE = {
     "ImageNetFolders": "imagenet", "load_imagenet": "imagenet", "make_loader": "imagenet",
     "TensorLoader": "loader",
     "resolve_data_root": "paths",
-    "PennTreebank": "ptb", "Vocabulary": "ptb", "batchify": "ptb", "get_batch": "ptb", "load_ptb": "ptb",
+    "PennTreebank": "ptb", "Vocabulary": "ptb", "batchify": "ptb", "get_batch": "ptb", "load_ptb": "ptb", "load_ptb_proxy": "ptb",
     "DATASET_INFO": "registry", "DatasetInfo": "registry", "dataset_info": "registry",
     "list_datasets": "registry", "load_dataset": "registry",
     "SplitRecord": "splits", "holdout": "splits", "split_halves": "splits", "subset": "splits",

@@ -107,6 +107,39 @@ def load_ptb(root: str | os.PathLike[str] | None = None, *, md5: Mapping[str, st
     return PennTreebank(vocab, train, valid, test)
 
 
+# AutoShrink's RNN-search proxy (lordzth666/AutoShrink `data/penn_proxy`): the first lines of each split,
+# byte for byte; the md5 of each cut, so that the rule is checked whenever the default cut is made.
+PROXY_LINES = {"train": 4000, "valid": 300, "test": 300}
+PROXY_MD5 = {"train": "cd399f2c44fc69a8f31ed728241e2e1b", "valid": "de27715837fa8dc1d12c83fa06c37e36",
+             "test": "0a64318a0b48d5cf682f1d7a2f1a6a76"}
+
+
+def load_ptb_proxy(root: str | os.PathLike[str] | None = None,
+                   lines: Mapping[str, int] | None = None) -> tuple[PennTreebank, dict[str, str]]:
+    """The first `lines[split]` lines of each verified PTB file (default PROXY_LINES), and the md5 of
+    each cut. The vocabulary is the official search's `data.Corpus`: every word of train, valid and
+    test in order of first occurrence (a prefix of valid can hold words the train prefix lacks)."""
+    import hashlib
+
+    ptb_root = resolve_data_root(root) / SUBDIR
+    load_ptb(root)  # verifies the three files (and their checksums) before they are cut
+    counts = {**PROXY_LINES, **(lines or {})}
+    cut: dict[str, list[str]] = {}
+    for split, name in FILES.items():
+        with open(ptb_root / name, encoding="utf-8", newline="") as stream:
+            cut[split] = [line for _, line in zip(range(counts[split]), stream)]
+        if len(cut[split]) < counts[split]:
+            raise DataError(f"{ptb_root / name} has {len(cut[split])} lines; the proxy asks for {counts[split]}: "
+                            f"lower the search recipe's proxy_lines")
+    digests = {split: hashlib.md5("".join(text).encode("utf-8")).hexdigest() for split, text in cut.items()}
+    if counts == PROXY_LINES and digests != PROXY_MD5:
+        raise DataError(f"the PTB proxy cut from {ptb_root} differs from the official penn_proxy files "
+                        f"(md5 {digests} against {PROXY_MD5}). {HOW_TO_GET}")
+    words = {split: [w for line in text for w in line.split() + [EOS]] for split, text in cut.items()}
+    vocab = Vocabulary(w for split in ("train", "valid", "test") for w in words[split])
+    return PennTreebank(vocab, *(vocab.encode(words[s]) for s in ("train", "valid", "test"))), digests
+
+
 def batchify(tokens: torch.Tensor, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
     """Cut a 1-D token stream into `batch_size` contiguous columns: a (T, B) tensor.
 

@@ -18,11 +18,11 @@ from nas_impl.training.recipe import (
 NOT_APPLIED_BY_SEARCHES = ("grad_clip", "distill")
 
 
-def split_search_recipe(raw: Any, origin: str, settings: type,
-                        not_applied: tuple[str, ...] = ()) -> tuple[Recipe, dict[str, Any]]:
+def split_search_recipe(raw: Any, origin: str, settings: type, not_applied: tuple[str, ...] = (),
+                        applies: tuple[str, ...] = ()) -> tuple[Recipe, dict[str, Any]]:
     """(the weights' Recipe, the values of the `settings` dataclass's keys); unknown keys are errors,
     and so is a value other than the default for a training key the search does not apply
-    (NOT_APPLIED_BY_SEARCHES and the method's `not_applied`)."""
+    (NOT_APPLIED_BY_SEARCHES, less the method's `applies`, and the method's `not_applied`)."""
     if not isinstance(raw, dict):
         raise SpecError(f"{origin}: a search recipe must be a mapping, got {type(raw).__name__}")
     values, sources = unwrap_sources(dict(raw), origin)
@@ -34,7 +34,7 @@ def split_search_recipe(raw: Any, origin: str, settings: type,
     method_values = {k: values.pop(k) for k in list(values) if k in own}
     weights = recipe_from_dict({**values, "sources": sources}, origin)
     defaults = {f.name: f.default for f in dataclasses.fields(Recipe)}
-    for key in NOT_APPLIED_BY_SEARCHES + not_applied:
+    for key in tuple(k for k in NOT_APPLIED_BY_SEARCHES if k not in applies) + not_applied:
         if getattr(weights, key) != defaults[key]:
             raise RecipeKeyError(origin, (key,), f"search recipe key '{key}' = {getattr(weights, key)!r}: this "
                                  f"search does not apply it; remove the key (it applies to retraining recipes)")

@@ -58,3 +58,69 @@ def test_the_steps_follow_the_official_rules_and_resume_exactly(tmp_path, capsys
     assert search(tmp_path, "parts", "--resume") == 0, capsys.readouterr().err
     resumed = json.loads((tmp_path / "parts/search.json").read_text())
     assert resumed["details"]["steps"] == steps and resumed["targets"] == summary["targets"]
+
+
+RNN_BASE = {"family": "dag-rnn-lm", "vocab_size": 10000, "hidden_dim": 16, "nodes": 6,
+            "edges": [[0, 1], [0, 2], [1, 2]], "ops": ["tanh"] * 6}
+RNN_RECIPE = {"epochs": 2, "batch_size": 8, "eval_batch_size": 8, "optimizer": "sgd", "lr": 20.0, "momentum": 0.0,
+              "weight_decay": 0.0, "schedule": "constant", "grad_clip": 0.25, "augment": {}, "nodes": 4, "k": 2,
+              "keep_fraction": 0.5, "proxy_lines": [60, 8, 8], "hidden": 8, "ops_seed": 1}
+
+
+def rnn_search(tmp_path, shared_data, out, *extra, recipe=None):
+    (tmp_path / "rnn.yaml").write_text(yaml.safe_dump(RNN_BASE))
+    (tmp_path / "rnn-recipe.yaml").write_text(yaml.safe_dump(recipe or RNN_RECIPE))
+    return main(["search", "--method", "autoshrink", "--arch", str(tmp_path / "rnn.yaml"), "--recipe",
+                 str(tmp_path / "rnn-recipe.yaml"), "--dataset", "ptb", "--data-root", str(shared_data),
+                 "--out", str(tmp_path / out), "--device", "cpu", "--seed", "2", *extra])
+
+
+def test_the_rnn_search_scores_perplexity_and_flops_and_resumes_exactly(tmp_path, shared_data, capsys):
+    from nas_impl.methods.autoshrink.shrink import rnn_score
+
+    assert rnn_search(tmp_path, shared_data, "whole") == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "whole/search.json").read_text())
+    details = summary["details"]
+    assert details["search"] == "rnn" and details["ops"][0] == "tanh" and len(details["ops"]) == 4
+    assert set(details["ops"][1:]) <= {"relu", "sigmoid", "tanh", "identity"}
+    edges = complete_dag(4)
+    for step in details["steps"]:
+        for c in step["candidates"]:
+            graph = reachable_edges([e for e in edges if e != c["removed"]])
+            assert c["flops"] == len(graph) * 8 * 8  # the official compute_flops: reachable edges x nhid^2
+            ppl = c["valid_ppl"]
+            assert ppl is None or c["score"] == pytest.approx(rnn_score(ppl, c["flops"]))
+        best = max(step["candidates"], key=lambda c: c["score"])
+        assert step["removed"] == best["removed"]
+        edges = reachable_edges([e for e in edges if e != step["removed"]])
+        assert step["edges"] == edges
+    assert len(edges) <= round(6 * 0.5) and all(len(s["edges"]) > 3 for s in details["steps"][:-1])
+    arch = summary["targets"]["cell"]["arch"]
+    chosen = max(details["steps"], key=lambda s: max(c["score"] for c in s["candidates"]))
+    assert {k: arch[k] for k in RNN_BASE} == {**RNN_BASE, "nodes": 4, "edges": chosen["edges"], "ops": details["ops"]}
+    proxy = summary["record"]["proxy"]
+    assert proxy["lines"] == [60, 8, 8] and proxy["pretrained_vectors"] == 0
+
+    assert rnn_search(tmp_path, shared_data, "parts", "--stop-after", "1") == 0
+    assert rnn_search(tmp_path, shared_data, "parts", "--resume") == 0, capsys.readouterr().err
+    resumed = json.loads((tmp_path / "parts/search.json").read_text())
+    assert resumed["details"]["steps"] == details["steps"] and resumed["targets"] == summary["targets"]
+
+
+@pytest.mark.parametrize("change, key", [({"optimizer": "adam"}, "optimizer"), ({"momentum": 0.9}, "optimizer"),
+                                         ({"ops": ["sep3x3", "conv1x1", "sep3x3"]}, "ops")])
+def test_an_rnn_search_recipe_that_does_not_fit_the_rnn_search_is_one_line(tmp_path, shared_data, capsys, change,
+                                                                            key):
+    assert rnn_search(tmp_path, shared_data, "bad", recipe={**RNN_RECIPE, **change}) != 0
+    err = capsys.readouterr().err
+    assert "RNN search" in err and f"'{key}'" in err and "Traceback" not in err
+
+
+def test_the_cnn_search_refuses_an_rnn_recipe(tmp_path, capsys):
+    recipe = {**RECIPE, "optimizer": "sgd", "momentum": 0.0}
+    (tmp_path / "sgd.yaml").write_text(yaml.safe_dump(recipe))
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    code = main(["search", "--method", "autoshrink", "--arch", str(tmp_path / "base.yaml"), "--recipe",
+                 str(tmp_path / "sgd.yaml"), "--dataset", "fashion-mnist", "--out", str(tmp_path / "o"),
+                 "--device", "cpu"])
+    assert code != 0 and "CNN search" in capsys.readouterr().err

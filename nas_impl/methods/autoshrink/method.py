@@ -1,12 +1,14 @@
-"""AutoShrink's CNN search behind the suite's search-method interface (`nas_impl.methods.interface`).
+"""AutoShrink's searches behind the suite's search-method interface (`nas_impl.methods.interface`).
 
-One stage, `search`: the proxy splits, then shrink steps until the keep fraction; after every
-step the state (the steps so far, the graph, the draw's random state) is written atomically to
-`shrink_state.json`, and a rerun with --resume continues from the last finished step, drawing
-exactly what an uninterrupted run draws (each candidate's initialisation and batch stream are
-functions of (seed, step, candidate)). The result: `arch.yaml`, the base `shrink-cnn` spec with
-the chosen step's cell; `search.json` lists every step's candidates with their accuracy, MACs
-and score (`details.steps`).
+The base spec's family picks the search: `shrink-cnn` -> the CNN search on the CIFAR proxy
+(`CNNProxy`), `dag-rnn-lm` -> the RNN search on the PTB proxy (`RNNProxy`). Both run one stage,
+`search`: the proxy data, then shrink steps until the keep fraction, each step's candidates
+trained together and scored by the proxy. After every step the state (the steps so far, the
+graph, the draw's random state) is written atomically to `shrink_state.json`, and a rerun with
+--resume continues from the last finished step, drawing exactly what an uninterrupted run draws
+(each candidate's initialisation and batch stream are functions of (seed, step, candidate)).
+The result: `arch.yaml`, the base spec with the chosen step's cell; `search.json` lists every
+step's candidates with their accuracy or perplexity, cost and score (`details.steps`).
 """
 
 from __future__ import annotations
@@ -20,22 +22,28 @@ import torch
 
 from nas_impl.errors import NasReproError
 from nas_impl.io import write_json_atomic
+from nas_impl.methods.autoshrink import rnn_proxy
 from nas_impl.methods.autoshrink.proxy import ProxySettings, describe, proxy_indices, train_candidates
-from nas_impl.methods.autoshrink.recipe import INFO, SearchRecipe, ShrinkSettings
-from nas_impl.methods.autoshrink.shrink import Candidate, Shrinker, ShrinkStep, cnn_score, select_step
+from nas_impl.methods.autoshrink.recipe import INFO, RNN_NODE_OPS, SearchRecipe, ShrinkSettings, check_weights
+from nas_impl.methods.autoshrink.shrink import (Candidate, Shrinker, ShrinkStep, cnn_score, rnn_flops, rnn_score,
+                                                select_step)
 from nas_impl.methods.interface import SearchJob, SearchMethod, SearchedShape, SearchResult, Stage, StageResult
-from nas_impl.models.dag import complete_dag
+from nas_impl.models.dag import Edge, complete_dag
 
 STATE = "shrink_state.json"
 
 
-def node_ops(settings: ShrinkSettings) -> list[str]:
-    """The recipe's ops, or the official protocol's balanced draw: node i's op is i mod 2 of
-    (sep3x3, conv1x1), shuffled with `ops_seed`."""
+def node_ops(settings: ShrinkSettings, choices: tuple[str, ...] = ("sep3x3", "conv1x1")) -> list[str]:
+    """The recipe's ops (one per node after node 0), or a seeded draw with `ops_seed`: for the CNN
+    the official protocol's balanced one (node i's op is i mod 2 of (sep3x3, conv1x1), shuffled),
+    for the RNN a uniform choice per node among `RNN_NODE_OPS` (official `random_choose_ops`)."""
     if settings.ops:
         return list(settings.ops)
-    ops = [("sep3x3", "conv1x1")[i % 2] for i in range(settings.nodes - 1)]
-    random.Random(settings.ops_seed).shuffle(ops)
+    rng = random.Random(settings.ops_seed)
+    if choices == RNN_NODE_OPS:
+        return [rng.choice(choices) for _ in range(settings.nodes - 1)]
+    ops = [choices[i % 2] for i in range(settings.nodes - 1)]
+    rng.shuffle(ops)
     return ops
 
 
@@ -45,6 +53,14 @@ def proxy_settings(recipe: SearchRecipe) -> ProxySettings:
                          valid_from=s.valid_from, split_seed=s.split_seed, epochs=w.epochs, batch_size=w.batch_size,
                          valid_batch_size=s.valid_batch_size, lr=w.lr, betas=w.betas, weight_decay=w.weight_decay,
                          no_decay_bn_bias=w.no_decay_bn_bias)
+
+
+def lm_proxy_settings(recipe: SearchRecipe) -> rnn_proxy.LMProxySettings:
+    w, s = recipe.weights, recipe.shrink
+    return rnn_proxy.LMProxySettings(epochs=w.epochs, batch_size=w.batch_size, eval_batch_size=w.eval_batch_size,
+                                     bptt=s.bptt, half_window_prob=s.half_window_prob, lr=w.lr,
+                                     grad_clip=w.grad_clip if w.grad_clip is not None else float("inf"),
+                                     weight_decay=w.weight_decay, patience=s.patience)
 
 
 def proxy_tensors(dataset: str, data_root: Any, settings: ProxySettings, device: torch.device):
@@ -67,66 +83,171 @@ def proxy_tensors(dataset: str, data_root: Any, settings: ProxySettings, device:
             (normalised(valid_x[valid_idx]), valid_y[valid_idx].to(device)), record, ds.num_classes, ds.input_size)
 
 
+def init_seed(job: SearchJob, step: int, candidate: int) -> int:
+    """The seed of a candidate's initialisation."""
+    return job.seed * 1_000_003 + step * 1_009 + candidate
+
+
+def stream_seed(job: SearchJob, step: int) -> int:
+    """The seed of a step's shared batch (or window-length) stream."""
+    return job.seed * 1_000_003 + step
+
+
+class CNNProxy:
+    """The CNN search: candidates are the search network with the candidate cell, trained on the
+    CIFAR proxy (`proxy.train_candidates`) and scored by accuracy and MACs."""
+
+    def __init__(self, job: SearchJob) -> None:
+        from nas_impl.runs import adapt_spec
+
+        if job.dataset == "ptb":
+            raise NasReproError("AutoShrink's CNN search (a 'shrink-cnn' base) needs an image dataset, not ptb")
+        self.job, self.settings = job, proxy_settings(job.recipe)
+        device = torch.device(job.device)
+        self.train, self.valid, self.record, self.classes, self.input_size = proxy_tensors(
+            job.dataset, job.data_root, self.settings, device)
+        self.base, _ = adapt_spec(job.base_spec, self.classes, self.input_size[0])
+        self.ops = node_ops(job.recipe.shrink)
+        self.device = device
+
+    def search_spec(self, edges: list[Edge]) -> dict[str, Any]:
+        from nas_impl.models.shrink_cnn import search_network_spec
+
+        return search_network_spec(edges, self.ops, self.base.get("activation", "relu"), self.classes,
+                                   self.input_size[0])
+
+    def arch(self, edges: list[Edge]) -> dict[str, Any]:
+        return {**self.base, "nodes": self.job.recipe.shrink.nodes, "edges": edges, "ops": self.ops}
+
+    def macs(self, spec: dict[str, Any]) -> int:
+        from nas_impl.metrics import count_macs
+        from nas_impl.models import build_model
+
+        return count_macs(build_model(spec), self.input_size)
+
+    def score(self, step: int, proposals: list[Edge], shrinker: Shrinker) -> list[Candidate]:
+        from nas_impl.models import build_model
+
+        specs = [self.search_spec(shrinker.without(edge)) for edge in proposals]
+        models = []
+        for i, spec in enumerate(specs):
+            torch.manual_seed(init_seed(self.job, step, i))
+            models.append(build_model(spec).to(self.device))
+        runs = train_candidates(models, self.train, self.valid, self.settings, seed=stream_seed(self.job, step))
+        candidates = []
+        for edge, spec, run in zip(proposals, specs, runs):
+            macs = self.macs(spec)
+            candidates.append(Candidate(edge, cnn_score(run.best_valid_acc, macs), {"macs": macs, **describe(run)}))
+        return candidates
+
+
+class RNNProxy:
+    """The RNN search: candidates are the base's DAG cell at `hidden` units without dropout, trained
+    on the PTB proxy (`rnn_proxy.train_lm_candidates`) and scored by perplexity and the official
+    FLOPs (reachable edges x hidden^2)."""
+
+    def __init__(self, job: SearchJob) -> None:
+        from nas_impl.data import load_ptb_proxy
+
+        if job.dataset != "ptb":
+            raise NasReproError(f"AutoShrink's RNN search (a 'dag-rnn-lm' base) runs on ptb, not {job.dataset}")
+        s = job.recipe.shrink
+        self.job, self.settings, self.device = job, lm_proxy_settings(job.recipe), torch.device(job.device)
+        corpus, digests = load_ptb_proxy(job.data_root, dict(zip(("train", "valid", "test"), s.proxy_lines)))
+        self.train, self.valid = corpus.train.to(self.device), corpus.valid.to(self.device)
+        self.base = job.base_spec
+        self.ops = ["tanh"] + node_ops(s, RNN_NODE_OPS)  # node 0: the highway's fixed tanh
+        vectors = rnn_proxy.read_word_vectors(s.embedding_vectors, s.hidden) if s.embedding_vectors else None
+        self.embedding = rnn_proxy.initial_embedding(corpus.vocab.id_to_word, s.hidden,
+                                                     torch.Generator().manual_seed(job.seed), vectors)
+        self.input_size = (self.base.get("seq_len", 35),)
+        self.record = {"dataset": "ptb", "proxy": {"lines": list(s.proxy_lines), "md5": digests,
+                                                   "vocab_size": len(corpus.vocab), "train_tokens": len(corpus.train),
+                                                   "valid_tokens": len(corpus.valid),
+                                                   "pretrained_vectors": sum(w in (vectors or {}) for w in
+                                                                             corpus.vocab.id_to_word)}}
+
+    def search_spec(self, edges: list[Edge]) -> dict[str, Any]:
+        s = self.job.recipe.shrink
+        return {"family": "dag-rnn-lm", "vocab_size": len(self.embedding), "hidden_dim": s.hidden,
+                "nodes": s.nodes, "edges": edges, "ops": self.ops, "dropout_output": 0.0, "dropout_hidden": 0.0,
+                "dropout_x": 0.0, "dropout_input": 0.0, "dropout_embedding": 0.0, "init_range": 0.04,
+                "seq_len": s.bptt}
+
+    def arch(self, edges: list[Edge]) -> dict[str, Any]:
+        return {**self.base, "nodes": self.job.recipe.shrink.nodes, "edges": edges, "ops": self.ops}
+
+    def macs(self, spec: dict[str, Any]) -> int:
+        from nas_impl.metrics import count_macs
+        from nas_impl.models import build_model
+
+        return count_macs(build_model(spec), self.input_size)
+
+    def score(self, step: int, proposals: list[Edge], shrinker: Shrinker) -> list[Candidate]:
+        from nas_impl.models import build_model
+
+        models = []
+        for i, edge in enumerate(proposals):
+            torch.manual_seed(init_seed(self.job, step, i))  # the recurrent weights; the embedding is copied
+            model = build_model(self.search_spec(shrinker.without(edge))).to(self.device)
+            with torch.no_grad():
+                model.embedding.weight.copy_(self.embedding)
+            models.append(model)
+        runs = rnn_proxy.train_lm_candidates(models, self.train, self.valid, self.settings,
+                                             stream_seed(self.job, step))
+        candidates = []
+        for edge, run in zip(proposals, runs):
+            flops = rnn_flops(shrinker.without(edge), self.job.recipe.shrink.hidden)
+            ppl = run.perplexity(self.settings.nan_loss)
+            candidates.append(Candidate(edge, rnn_score(ppl, flops), {"flops": flops,
+                                                                      **rnn_proxy.describe(run, self.settings)}))
+        return candidates
+
+
+PROXIES = {"shrink-cnn": ("cnn", CNNProxy), "dag-rnn-lm": ("rnn", RNNProxy)}
+
+
 class AutoShrink(SearchMethod):
     info = INFO
 
     def run_stage(self, stage: Stage, job: SearchJob) -> SearchResult | StageResult:
-        from nas_impl.metrics import count_macs
-        from nas_impl.models import build_model
-        from nas_impl.models.shrink_cnn import search_network_spec
-        from nas_impl.runs import adapt_spec
         from nas_impl.training.provenance import run_provenance
 
-        if job.base_spec.get("family") != "shrink-cnn":
-            raise NasReproError(f"AutoShrink's CNN search puts its cell into a 'shrink-cnn' network; the base spec "
-                                f"is of family '{job.base_spec.get('family')}'")
-        recipe, device = job.recipe, torch.device(job.device)
-        settings, proxy = recipe.shrink, proxy_settings(recipe)
-        train, valid, record, classes, input_size = proxy_tensors(job.dataset, job.data_root, proxy, device)
-        base, _ = adapt_spec(job.base_spec, classes, input_size[0])
-        ops = node_ops(settings)
+        family = job.base_spec.get("family")
+        if family not in PROXIES:
+            raise NasReproError(f"AutoShrink searches a cell of a 'shrink-cnn' network (the CNN search) or a "
+                                f"'dag-rnn-lm' language model (the RNN search); the base spec is of family '{family}'")
+        kind, proxy_class = PROXIES[family]
+        check_weights(job.recipe, kind)
+        recipe, settings = job.recipe, job.recipe.shrink
+        proxy = proxy_class(job)
         shrinker = Shrinker(complete_dag(settings.nodes), k=settings.k, keep_fraction=settings.keep_fraction,
                             seed=job.seed)
         state_path = Path(job.out_dir) / STATE
-        identity = {"recipe": recipe.to_dict(), "seed": job.seed, "dataset": job.dataset, "ops": ops}
+        identity = {"recipe": recipe.to_dict(), "seed": job.seed, "dataset": job.dataset, "ops": proxy.ops}
         elapsed = _resume(shrinker, state_path, identity) if job.resume else 0.0
         job.out_dir.mkdir(parents=True, exist_ok=True)
-
-        def search_spec(edges: list[list[int]]) -> dict[str, Any]:
-            return search_network_spec(edges, ops, base.get("activation", "relu"), classes, input_size[0])
 
         while not shrinker.done:
             if job.stop_after is not None and len(shrinker.steps) >= job.stop_after:
                 return StageResult("search", {"steps": len(shrinker.steps)}, stopped_after_epoch=len(shrinker.steps))
             start = time.perf_counter()
-            step = len(shrinker.steps) + 1
-            proposals = shrinker.propose()
-            specs = [search_spec(shrinker.without(edge)) for edge in proposals]
-            models = []
-            for i, spec in enumerate(specs):
-                torch.manual_seed(job.seed * 1_000_003 + step * 1_009 + i)  # each candidate's initialisation
-                models.append(build_model(spec).to(device))
-            runs = train_candidates(models, train, valid, proxy, seed=job.seed * 1_000_003 + step)
-            candidates = []
-            for edge, spec, run in zip(proposals, specs, runs):
-                macs = count_macs(build_model(spec), input_size)
-                candidates.append(Candidate(edge, cnn_score(run.best_valid_acc, macs), {"macs": macs, **describe(run)}))
-            shrinker.apply(candidates)
+            shrinker.apply(proxy.score(len(shrinker.steps) + 1, shrinker.propose(), shrinker))
             elapsed += time.perf_counter() - start
             _save(shrinker, state_path, identity, elapsed)
 
         chosen = select_step(shrinker.steps, settings.snapshot, settings.snapshot_ratio)
-        arch = {**base, "nodes": settings.nodes, "edges": chosen.edges, "ops": ops}
-        base_macs = count_macs(build_model(base), input_size)
-        macs = count_macs(build_model(arch), input_size)
+        arch = proxy.arch(chosen.edges)
+        base_macs, macs = proxy.macs(proxy.base), proxy.macs(arch)
         shape = SearchedShape(arch, macs, macs / base_macs,
                               {"step": chosen.step, "edge_ratio": chosen.edge_ratio, "score": chosen.best.score,
-                               "search_network": search_spec(chosen.edges)})
-        details = {"steps": [s.to_dict() for s in shrinker.steps], "ops": ops, "max_edges": shrinker.max_edges,
-                   "threshold": shrinker.threshold, "candidates_trained": sum(len(s.candidates) for s in shrinker.steps)}
+                               "search_network": proxy.search_spec(chosen.edges)})
+        details = {"search": kind, "steps": [s.to_dict() for s in shrinker.steps], "ops": proxy.ops,
+                   "max_edges": shrinker.max_edges, "threshold": shrinker.threshold,
+                   "candidates_trained": sum(len(s.candidates) for s in shrinker.steps)}
         result = SearchResult("autoshrink", base_macs, {"cell": shape}, "cell", elapsed, details,
-                              {"recipe": recipe.to_dict(), "record": {**record, **job.record},
-                               "run": run_provenance(device, job.seed)})
+                              {"recipe": recipe.to_dict(), "record": {**proxy.record, **job.record},
+                               "run": run_provenance(torch.device(job.device), job.seed)})
         result.write(job.out_dir)
         return result
 

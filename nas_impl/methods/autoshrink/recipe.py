@@ -1,10 +1,16 @@
 """AutoShrink search recipes: the proxy training recipe of every candidate plus the shrink settings.
 
-The weight keys are each candidate's training on the proxy (official `solver/cifar10_proxy.solver`:
-Adam lr 4e-3, constant; batch 128; 20 epochs; L2 1e-5 on the weights). The base spec is the
-`shrink-cnn` network the found cell goes into (`arch.yaml`); the network every candidate trains
-is the official search network (`shrink_cnn.search_network_spec`: CIFAR stem, three one-cell
-stages of 16, 32, 64 filters per node) with the candidate's cell.
+The search's base spec decides which search runs:
+- a `shrink-cnn` base: the CNN search. The weight keys are each candidate's training on the CIFAR
+  proxy (official `solver/cifar10_proxy.solver`: Adam lr 4e-3, constant; batch 128; 20 epochs; L2
+  1e-5 on the weights); every candidate trains the official search network
+  (`shrink_cnn.search_network_spec`: CIFAR stem, three one-cell stages of 16, 32, 64 filters per
+  node) with its cell, and the found cell goes into the base network (`arch.yaml`).
+- a `dag-rnn-lm` base: the RNN search on the PTB proxy (`searching/rnn/train.py`: plain SGD lr 20,
+  clip 0.25, batch 128, 10 epochs, no weight decay). Every candidate is the base's cell at
+  `hidden` units with no dropout (`rnn_proxy`); the found cell goes into the base language model.
+The shrink keys apply to both; `per_class_*`, `valid_from`, `valid_batch_size` are the CNN
+proxy's, `proxy_lines`, `hidden`, `half_window_prob`, `patience`, `embedding_vectors` the RNN's.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from nas_impl.methods.search_recipe import build_settings, check_settings, searc
 from nas_impl.training.recipe import Recipe, RecipeKeyError
 
 NODE_OPS = ("sep3x3", "conv1x1")
+RNN_NODE_OPS = ("relu", "sigmoid", "tanh", "identity")  # official `utils.op_name`
 SNAPSHOT_RULES = ("best_score", "edge_ratio")
 VALID_FROM = ("train", "test")
 
@@ -24,8 +31,8 @@ VALID_FROM = ("train", "test")
 @dataclass(frozen=True)
 class ShrinkSettings:
     nodes: int = 8  # the complete DAG of `nodes` nodes is where the search starts
-    ops: tuple[str, ...] = ()  # per node after node 0; empty: a seeded balanced draw (see `node_ops`)
-    ops_seed: int = 5  # the official np.random.seed(5) (its exact draw is numpy's; this one is Python's)
+    ops: tuple[str, ...] = ()  # per node after node 0; empty: a seeded draw (see `node_ops`)
+    ops_seed: int = 5  # CNN: the official np.random.seed(5) (its exact draw is numpy's; this one is Python's)
     k: int = 10  # candidates a step (official max_steps_to_action)
     keep_fraction: float = 0.01  # stop at round(max_edges x keep_fraction) edges
     snapshot: str = "best_score"  # which step's graph arch.yaml holds; or edge_ratio (nearest snapshot_ratio)
@@ -35,13 +42,21 @@ class ShrinkSettings:
     valid_from: str = "train"  # or test: the official draw of the test split, with replacement
     split_seed: int = 0
     valid_batch_size: int = 100
+    # The RNN search's proxy (see rnn_proxy):
+    proxy_lines: tuple[int, int, int] = (4000, 300, 300)  # first lines of PTB train, valid, test (official penn_proxy)
+    hidden: int = 100  # emsize = nhid of every candidate
+    bptt: int = 35
+    half_window_prob: float = 0.05
+    patience: int = 4
+    embedding_vectors: str | None = None  # GloVe text vectors for the initial embedding (official w2v.pkl)
 
     def __post_init__(self) -> None:
         checks = [
             (("nodes",), self.nodes >= 2, "at least 2"),
             (("ops", "nodes"), not self.ops or len(self.ops) == self.nodes - 1,
              f"one op per node after node 0 (nodes - 1 = {self.nodes - 1}), or empty for a seeded draw"),
-            (("ops",), all(op in NODE_OPS for op in self.ops), f"ops among {', '.join(NODE_OPS)}"),
+            (("ops",), all(op in NODE_OPS + RNN_NODE_OPS for op in self.ops),
+             f"ops among {', '.join(NODE_OPS)} (CNN) or {', '.join(RNN_NODE_OPS)} (RNN)"),
             (("k",), self.k >= 1, "a positive number of candidates"),
             (("keep_fraction",), 0 <= self.keep_fraction < 1, "in [0, 1)"),
             (("snapshot",), self.snapshot in SNAPSHOT_RULES, f"one of {', '.join(SNAPSHOT_RULES)}"),
@@ -51,6 +66,12 @@ class ShrinkSettings:
             (("per_class_valid",), self.per_class_valid >= 1, "a positive number of images a class"),
             (("valid_from",), self.valid_from in VALID_FROM, f"one of {', '.join(VALID_FROM)}"),
             (("valid_batch_size",), self.valid_batch_size >= 1, "a positive integer"),
+            (("proxy_lines",), len(self.proxy_lines) == 3 and min(self.proxy_lines) >= 1,
+             "three positive line counts: [train, valid, test]"),
+            (("hidden",), self.hidden >= 1, "a positive integer"),
+            (("bptt",), self.bptt >= 2, "at least 2 tokens"),
+            (("half_window_prob",), 0 <= self.half_window_prob <= 1, "a probability"),
+            (("patience",), self.patience >= 1, "a positive number of epochs"),
         ]
         check_settings(self, checks)
 
@@ -65,15 +86,36 @@ class SearchRecipe:
 
 
 def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") -> SearchRecipe:
-    weights, settings = split_search_recipe(raw, origin, ShrinkSettings, not_applied=NOT_APPLIED)
-    # The proxy trainer is the official one: Adam at a constant lr on normalised images.
-    for key, ok, expected in (("optimizer", weights.optimizer == "adam", "adam (the official proxy solver)"),
+    weights, settings = split_search_recipe(raw, origin, ShrinkSettings, not_applied=NOT_APPLIED,
+                                            applies=("grad_clip",))
+    # The proxy trainers are the official ones: the CNN's Adam, the RNN's plain SGD, at a constant lr
+    # (the RNN's two drops are the estimator's own) on unaugmented data; which one runs is the base
+    # spec's family, checked by `check_weights` when the search starts.
+    for key, ok, expected in (("optimizer", weights.optimizer in ("adam", "sgd"),
+                               "adam (the CNN proxy solver) or sgd (the RNN estimator)"),
                               ("schedule", weights.schedule == "constant", "constant (the solver's decay is 1.0)"),
                               ("augment", not any(weights.augment.values()), "{} (the proxy is not augmented)")):
         if not ok:
             raise RecipeKeyError(origin, (key,), f"search recipe key '{key}' = {getattr(weights, key)!r}: "
                                                  f"must be {expected}")
     return SearchRecipe(weights, build_settings(ShrinkSettings, settings, origin))
+
+
+def check_weights(recipe: SearchRecipe, search: str) -> None:
+    """The search recipe fits the search the base spec selects (`search`: cnn or rnn)."""
+    w, ops = recipe.weights, recipe.shrink.ops
+    allowed = NODE_OPS if search == "cnn" else RNN_NODE_OPS
+    checks = [("ops", all(op in allowed for op in ops), f"ops among {', '.join(allowed)}")]
+    if search == "cnn":
+        checks += [("optimizer", w.optimizer == "adam", "adam: the CNN proxy solver"),
+                   ("grad_clip", w.grad_clip is None, "unset: the CNN proxy does not clip")]
+    else:
+        checks += [("optimizer", w.optimizer == "sgd" and w.momentum == 0 and not w.nesterov,
+                    "sgd with momentum 0: the RNN estimator's plain SGD")]
+    for key, ok, expected in checks:
+        if not ok:
+            raise RecipeKeyError("search recipe", (key,), f"AutoShrink's {search.upper()} search (chosen by the "
+                                 f"base spec's family): key '{key}' must be {expected}")
 
 
 # Training keys the proxy trainer does not apply (beyond those no search applies); the proxy's size

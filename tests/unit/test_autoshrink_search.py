@@ -100,6 +100,9 @@ def test_the_rnn_search_scores_perplexity_and_flops_and_resumes_exactly(tmp_path
     assert {k: arch[k] for k in RNN_BASE} == {**RNN_BASE, "nodes": 4, "edges": chosen["edges"], "ops": details["ops"]}
     proxy = summary["record"]["proxy"]
     assert proxy["lines"] == [60, 8, 8] and proxy["pretrained_vectors"] == 0
+    log = (tmp_path / "whole/search_log.csv").read_text().splitlines()
+    assert len(log) == 1 + len(details["steps"]) and log[0].startswith("step,edges_left")
+    assert log[1].split(",")[3] == "-".join(map(str, details["steps"][0]["removed"]))
 
     assert rnn_search(tmp_path, shared_data, "parts", "--stop-after", "1") == 0
     assert rnn_search(tmp_path, shared_data, "parts", "--resume") == 0, capsys.readouterr().err

@@ -13,7 +13,9 @@ step's candidates with their accuracy or perplexity, cost and score (`details.st
 
 from __future__ import annotations
 
+import math
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from typing import Any
 import torch
 
 from nas_impl.errors import NasReproError
-from nas_impl.io import write_json_atomic
+from nas_impl.io import write_csv_rows_atomic, write_json_atomic
 from nas_impl.methods.autoshrink import rnn_proxy
 from nas_impl.methods.autoshrink.proxy import ProxySettings, describe, proxy_indices, train_candidates
 from nas_impl.methods.autoshrink.recipe import INFO, RNN_NODE_OPS, SearchRecipe, ShrinkSettings, check_weights
@@ -31,6 +33,26 @@ from nas_impl.methods.interface import SearchJob, SearchMethod, SearchedShape, S
 from nas_impl.models.dag import Edge, complete_dag
 
 STATE = "shrink_state.json"
+LOG = "search_log.csv"
+LOG_COLUMNS = ["step", "edges_left", "edge_ratio", "removed", "best_score", "mean_score", "best_valid_acc",
+               "best_valid_ppl", "best_cost", "candidates", "stopped_early"]
+
+
+def log_rows(steps: list[ShrinkStep]) -> list[dict[str, Any]]:
+    """One row a step for `search_log.csv`: its removal, the best and mean score, the kept
+    candidate's accuracy (CNN) or perplexity (RNN) and MACs (CNN) or FLOPs (RNN)."""
+    rows = []
+    for step in steps:
+        best, scores = step.best, [c.score for c in step.candidates if not math.isnan(c.score)]
+        rows.append({"step": step.step, "edges_left": len(step.edges), "edge_ratio": step.edge_ratio,
+                     "removed": "-".join(map(str, step.removed)), "best_score": best.score,
+                     "mean_score": sum(scores) / len(scores) if scores else math.nan,
+                     "best_valid_acc": best.details.get("valid_acc", ""),
+                     "best_valid_ppl": best.details.get("valid_ppl", ""),
+                     "best_cost": best.details.get("macs", best.details.get("flops")),
+                     "candidates": len(step.candidates),
+                     "stopped_early": sum(c.details.get("stopped") is not None for c in step.candidates)})
+    return rows
 
 
 def node_ops(settings: ShrinkSettings, choices: tuple[str, ...] = ("sep3x3", "conv1x1")) -> list[str]:
@@ -232,9 +254,14 @@ class AutoShrink(SearchMethod):
             if job.stop_after is not None and len(shrinker.steps) >= job.stop_after:
                 return StageResult("search", {"steps": len(shrinker.steps)}, stopped_after_epoch=len(shrinker.steps))
             start = time.perf_counter()
-            shrinker.apply(proxy.score(len(shrinker.steps) + 1, shrinker.propose(), shrinker))
-            elapsed += time.perf_counter() - start
+            step = shrinker.apply(proxy.score(len(shrinker.steps) + 1, shrinker.propose(), shrinker))
+            seconds = time.perf_counter() - start
+            elapsed += seconds
             _save(shrinker, state_path, identity, elapsed)
+            write_csv_rows_atomic(Path(job.out_dir) / LOG, log_rows(shrinker.steps), LOG_COLUMNS)
+            print(f"step {step.step}: removed {step.removed}, {len(step.edges)} edges left "
+                  f"(stop at {shrinker.threshold}), best score {step.best.score:.4f}, {seconds:.0f} s",
+                  file=sys.stderr, flush=True)
 
         chosen = select_step(shrinker.steps, settings.snapshot, settings.snapshot_ratio)
         arch = proxy.arch(chosen.edges)

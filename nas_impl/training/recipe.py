@@ -24,7 +24,7 @@ from nas_impl.errors import SpecError
 from nas_impl.io import read_user_text
 
 SCHEDULES = ("constant", "step", "multistep", "cosine", "linear")
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "rmsprop_tf")
 
 
 class RecipeKeyError(SpecError):
@@ -66,6 +66,9 @@ class Recipe:
     momentum: float = 0.9
     nesterov: bool = False
     betas: tuple[float, float] = (0.9, 0.999)
+    # `rmsprop_tf`: TensorFlow 1's RMSProp (mean square starts at 1, eps inside the root; optim.TFRMSprop)
+    rmsprop_decay: float = 0.9
+    rmsprop_eps: float = 1e-10
     weight_decay: float = 5e-4
     # Exempt BN parameters and biases (all parameters with fewer than 2 dims) from weight decay.
     no_decay_bn_bias: bool = False
@@ -78,6 +81,8 @@ class Recipe:
     warmup_lr: float = 0.0
     label_smoothing: float = 0.0
     grad_clip: float | None = None
+    lr_per_epoch: bool = False  # the schedule moves once an epoch (TF's global_epoch), not every step
+    ema_decay: float | None = None  # evaluate an exponential moving average of the weights (TF's rule, training/ema.py)
     # Language modelling (AWD-LSTM / DARTS recipes; an image task refuses them when set).
     variable_bptt: bool = False  # window lengths drawn around the model's seq_len, lr scaled by length/seq_len
     asgd_nonmono: int | None = None  # switch SGD -> averaged SGD once validation stalls for this many epochs
@@ -128,6 +133,11 @@ class Recipe:
             (("grad_clip",), lambda: self.grad_clip is None or self.grad_clip > 0, "positive, or null for no clipping"),
             (("asgd_nonmono", "optimizer"), lambda: self.asgd_nonmono is None or (self.asgd_nonmono >= 1 and self.optimizer == "sgd"),
              "a positive number of epochs with 'optimizer: sgd' (it switches SGD to averaged SGD), or null"),
+            (("rmsprop_decay",), lambda: 0 <= self.rmsprop_decay < 1, "in [0, 1)"),
+            (("rmsprop_eps",), lambda: self.rmsprop_eps > 0, "positive"),
+            (("ema_decay", "asgd_nonmono"), lambda: self.ema_decay is None or (0 < self.ema_decay < 1
+                                                                               and self.asgd_nonmono is None),
+             "in (0, 1), or null; not with 'asgd_nonmono' (both choose the evaluated weights)"),
             (("ar",), lambda: self.ar >= 0, "non-negative (0 disables it)"),
             (("tar",), lambda: self.tar >= 0, "non-negative (0 disables it)"),
             (("train_subset",), lambda: self.train_subset is None or self.train_subset >= 1, subset),

@@ -9,8 +9,9 @@ from nas_impl.training.recipe import Recipe
 
 
 def lr_at(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
-    """Learning rate for optimizer step `step` (0-based) of the whole run."""
-    epoch = step / steps_per_epoch  # fractional epochs
+    """Learning rate for optimizer step `step` (0-based) of the whole run (with `lr_per_epoch`, the
+    rate of its epoch's first step: TensorFlow schedules fed the epoch, as AutoShrink's)."""
+    epoch = step // steps_per_epoch if recipe.lr_per_epoch else step / steps_per_epoch  # (fractional) epochs
     if epoch < recipe.warmup_epochs:
         return recipe.warmup_lr + (recipe.lr - recipe.warmup_lr) * epoch / recipe.warmup_epochs
     # The decay schedules run over the epochs after warm-up.

@@ -7,10 +7,11 @@ an uninterrupted run, because everything random is a function of (seed, epoch). 
 (`nas_impl.tasks`) supplies the loss and its regularisers, the metrics, the split evaluated after
 every epoch and the log columns.
 
-Two recipe keys change which weights are evaluated (AWD-LSTM's regime, any task may use them):
-`asgd_nonmono` switches SGD to averaged SGD once the monitored loss has not beaten the best of all
-but the last `asgd_nonmono` epochs, after which every evaluation uses the average; `keep_best`
-evaluates with the weights of the best epoch. The checkpoint's `eval_model` holds those weights,
+Three recipe keys change which weights are evaluated (any task may use them): `asgd_nonmono`
+(AWD-LSTM) switches SGD to averaged SGD once the monitored loss has not beaten the best of all
+but the last `asgd_nonmono` epochs, after which every evaluation uses the average; `ema_decay`
+evaluates an exponential moving average of the weights, updated after every step (TensorFlow's
+rule, `nas_impl.training.ema`); `keep_best` evaluates with the weights of the best epoch. The checkpoint's `eval_model` holds those weights,
 which `nasrepro evaluate` reads; `model` holds the training weights a resumed run continues from.
 """
 
@@ -33,6 +34,7 @@ from nas_impl.tasks import Task, task_of
 from nas_impl.tasks.base import autocast
 from nas_impl.tasks.image import to_device
 from nas_impl.training.checkpoint import load_weights, model_from_checkpoint, require_keys
+from nas_impl.training.ema import WeightEMA
 from nas_impl.training.epoch_loop import EpochLoop, RunFiles
 from nas_impl.training.losses import distillation_loss
 from nas_impl.training.optim import averaged_weights, build_averaged_optimizer, build_optimizer
@@ -75,6 +77,7 @@ class Trainer:
         self.model = model.to(self.device, memory_format=torch.channels_last)
         self.optimizer = build_optimizer(self.model, recipe)
         self.averaging = False  # switched to averaged SGD (`asgd_nonmono`)
+        self.ema = WeightEMA(self.model, recipe.ema_decay) if recipe.ema_decay else None
         self.best: tuple[int, dict[str, torch.Tensor]] | None = None  # (epoch, evaluated weights) for `keep_best`
         self.teacher = self._load_teacher()
         # On CUDA a per-step finiteness check would synchronise every step; check every few.
@@ -110,9 +113,11 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "record": self.record,
                  "averaging": self.averaging}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
         if self.best is not None:
             state["best_epoch"], state["eval_model"] = self.best
-        elif self.averaging:
+        elif self.averaging or self.ema is not None:
             with self.evaluation_weights():
                 state["eval_model"] = copy.deepcopy(self.model.state_dict())
         return state
@@ -124,13 +129,20 @@ class Trainer:
         if self.averaging:
             self.optimizer = build_averaged_optimizer(self.model, self.recipe)
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None:
+            require_keys(state, ("ema",), path)
+            self.ema.load_state_dict(state["ema"])
         if "best_epoch" in state:
             self.best = (state["best_epoch"], state["eval_model"])
 
     @contextlib.contextmanager
     def evaluation_weights(self) -> Iterator[None]:
-        """The model holds the weights an evaluation uses (after the switch: the running average)."""
-        average = averaged_weights(self.optimizer) if self.averaging else {}
+        """The model holds the weights an evaluation uses (the moving average with `ema_decay`; after
+        the switch to averaged SGD, its running average)."""
+        if self.ema is not None:
+            average = self.ema.weights()
+        else:
+            average = averaged_weights(self.optimizer) if self.averaging else {}
         saved = {p: p.detach().clone() for p in average}
         with torch.no_grad():
             for p, value in average.items():
@@ -209,6 +221,8 @@ class Trainer:
             if self.recipe.grad_clip:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update()
             loss_sum += loss.detach() * y.numel()
             correct += self.task.count_correct(outputs, y)
             n += y.numel()

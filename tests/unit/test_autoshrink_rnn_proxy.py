@@ -84,7 +84,7 @@ def reference_train(model: nn.Module, s: LMProxySettings, seed: int) -> dict:
     rows = len(train)
     params = list(model.parameters())
     g = torch.Generator().manual_seed(seed)
-    lr, best, failures, history, stop_epoch = s.lr, math.inf, 0, [], None
+    lr, best, failures, history, stop_rule = s.lr, math.inf, 0, [], None
     drawn_lengths, clipped_steps, cut_windows = set(), 0, 0
     for epoch in range(s.epochs):
         model.train()
@@ -117,10 +117,13 @@ def reference_train(model: nn.Module, s: LMProxySettings, seed: int) -> dict:
             best, failures = valid_loss, 0
         else:
             failures += 1
-        if failures >= s.patience or valid_loss > 3 * moving:
-            stop_epoch = epoch + 1
+        if failures >= s.patience:
+            stop_rule = "patience"
+        elif valid_loss > 3 * moving:
+            stop_rule = "3x"
+        if stop_rule:
             break
-    return {"history": history, "best": best, "epochs": len(history), "stop_epoch": stop_epoch,
+    return {"history": history, "best": best, "epochs": len(history), "stop_rule": stop_rule,
             "drawn_lengths": drawn_lengths, "clipped_steps": clipped_steps, "cut_windows": cut_windows}
 
 
@@ -141,13 +144,15 @@ def assert_same_history(history, expected) -> None:
 
 # --- training: the official regime -------------------------------------------------------------
 
-@pytest.mark.parametrize("settings, stops_early", [
+@pytest.mark.parametrize("settings, stop_rule", [
     (LMProxySettings(epochs=6, lr=2.0, grad_clip=0.05, weight_decay=1e-3, half_window_prob=0.5, patience=4,
-                     **TINY), False),
-    (LMProxySettings(epochs=6, lr=400.0, grad_clip=5.0, weight_decay=0.0, half_window_prob=0.5, patience=1,
-                     **TINY), True),
-], ids=["full-run-with-lr-drops", "early-stop"])
-def test_training_matches_a_plain_reimplementation_of_the_official_estimator(settings, stops_early):
+                     **TINY), None),
+    (LMProxySettings(epochs=6, lr=20.0, grad_clip=0.25, weight_decay=0.0, half_window_prob=0.3, patience=1,
+                     batch_size=4, eval_batch_size=2, bptt=7), "patience"),
+    (LMProxySettings(epochs=6, lr=30.0, grad_clip=0.5, weight_decay=0.0, half_window_prob=0.5, patience=4,
+                     **TINY), "3x"),
+], ids=["full-run-with-lr-drops", "patience-stop-odd-bptt", "diverging"])
+def test_training_matches_a_plain_reimplementation_of_the_official_estimator(settings, stop_rule):
     model = make_model([[0, 1], [0, 2], [1, 2]], nodes=3, seed=3)
     reference_model = copy.deepcopy(model)
 
@@ -155,17 +160,21 @@ def test_training_matches_a_plain_reimplementation_of_the_official_estimator(set
     expected = reference_train(reference_model, settings, seed=11)
 
     # The case exercises what it is meant to.
-    assert expected["drawn_lengths"] == {5, 2}
+    assert expected["drawn_lengths"] == {settings.bptt, settings.bptt // 2}
     assert expected["clipped_steps"] > 0
-    assert expected["cut_windows"] > 0
-    assert (expected["stop_epoch"] is not None) == stops_early
+    assert expected["stop_rule"] == stop_rule
+    if stop_rule is None:
+        assert expected["cut_windows"] > 0  # a last window cut at the end: lr still scaled by its drawn length
 
     assert_same_parameters(run.model, reference_model)
     assert_same_history(run.history, expected["history"])
     assert run.best_valid_loss == pytest.approx(expected["best"], rel=1e-12)
     assert run.epochs == expected["epochs"]
-    assert (run.stopped is not None) == stops_early
-    assert run.active == (not stops_early)
+    assert run.active == (stop_rule is None)
+    if stop_rule == "patience":
+        assert f"{settings.patience} epochs without" in run.stopped
+    if stop_rule == "3x":
+        assert "3x" in run.stopped
 
 
 def test_lockstep_candidates_equal_each_trained_alone():
@@ -337,7 +346,7 @@ def test_end_epoch_drops_the_lr_after_epochs_minus_4_and_minus_2():
     run = fresh_run(lr=20.0)
     feed(run, LMProxySettings(epochs=10, patience=100), [(5.0, 5.0 - 0.1 * e) for e in range(10)])
     assert [h["lr"] for h in run.history] == pytest.approx([20.0] * 7 + [2.0] * 2 + [0.2], rel=1e-12)
-    assert run.optimizer.param_groups[0]["lr"] == pytest.approx(0.02, rel=1e-12)
+    assert run.optimizer.param_groups[0]["lr"] == pytest.approx(0.2, rel=1e-12)  # no drop after the last
 
 
 @pytest.mark.parametrize("best, expected", [
@@ -407,9 +416,10 @@ def test_read_word_vectors_reads_glove_text(tmp_path):
     assert torch.equal(vectors["cat"], torch.tensor([0.01, 0.0, -0.125]))
 
 
-def test_read_word_vectors_names_the_file_and_line_of_a_wrong_count(tmp_path):
+@pytest.mark.parametrize("bad_line", ["cat 1 2", "cat 1 2 3 4"])
+def test_read_word_vectors_names_the_file_and_line_of_a_wrong_count(tmp_path, bad_line):
     path = tmp_path / "vectors.txt"
-    path.write_text("the 0.25 -1.5 3\ncat 1 2\nsat 1 2 3\n", encoding="utf-8")
+    path.write_text(f"the 0.25 -1.5 3\n{bad_line}\nsat 1 2 3\n", encoding="utf-8")
     with pytest.raises(DataError) as err:
         read_word_vectors(path, 3)
     assert str(path) in str(err.value) and "line 2" in str(err.value)

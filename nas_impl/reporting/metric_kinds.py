@@ -23,6 +23,8 @@ _AXIS_NAMES = {
     "ppl": "perplexity",
     "valid_ppl": "validation perplexity",
     "search_gpu_h": "GPU search cost",
+    "params_reduction_claim": "fewer parameters (claim)",
+    "macs_reduction_claim": "fewer MACs (claim)",
 }
 
 _COUNT_UNITS = ("count", "K", "M", "G")

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nas_impl.data.ptb import EOS, FILES, load_ptb_proxy
+from nas_impl.data.ptb import FILES, load_ptb_proxy
 from nas_impl.errors import DataError
 from nas_impl.methods.autoshrink import rnn_proxy
 from nas_impl.methods.autoshrink.rnn_proxy import (
@@ -215,6 +215,34 @@ def test_a_stopped_candidate_stops_training_while_the_others_go_on(monkeypatch):
     assert runs[1].epochs == 3 and runs[1].active
     assert_same_parameters(runs[1].model, survivor_alone.model)
     assert runs[1].history == survivor_alone.history
+
+
+class ModeRecorder(nn.Module):
+    """A candidate that records, per forward, its mode and the window's shape."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.calls: list[tuple[bool, tuple[int, int]]] = []
+
+    def forward(self, tokens, state=None):
+        self.calls.append((self.training, tuple(tokens.shape)))
+        return self.inner(tokens, state)
+
+
+def test_windows_train_in_train_mode_and_validation_runs_in_eval_mode():
+    settings = LMProxySettings(epochs=1, lr=1.0, half_window_prob=0.5, **TINY)
+    model = ModeRecorder(make_model([[0, 1]], 2, seed=8))
+    train_lm_candidates([model], TRAIN, VALID, settings, seed=4)
+
+    g, i, rows, train_shapes = torch.Generator().manual_seed(4), 0, len(TRAIN) // 4, []
+    while i < rows - 2:
+        drawn = 5 if torch.rand((), generator=g).item() < 0.5 else 2
+        train_shapes.append((True, (4, min(drawn, rows - 1 - i))))
+        i += drawn
+    valid_rows = len(VALID) // 2
+    eval_shapes = [(False, (2, min(5, valid_rows - 1 - i))) for i in range(0, valid_rows - 1, 5)]
+    assert model.calls == train_shapes + eval_shapes
 
 
 @pytest.mark.parametrize("epochs", [6, 3, 2])
@@ -467,7 +495,6 @@ def test_default_proxy_cut_is_the_official_penn_proxy(shared_data):
     assert md5 == OFFICIAL_CUT_MD5
     assert_matches_cut(data, digests, words, vocab, md5)
     assert len(words["train"]) == 88832 and len(data.train) == 88832
-    assert EOS == "<eos>"
 
 
 def test_custom_proxy_cut(shared_data):

@@ -72,12 +72,15 @@ validate-proxylessnas: venv
 # AutoShrink on the copies in ../shared/data: ShrinkRNN as released for 1 epoch of
 # the official regime (SGD lr 20, variable BPTT, TAR, clip 0.25; about 40 minutes on 2 CPU cores) and the LSTM
 # baseline for 2 epochs (about 40 minutes) on Penn Treebank, test perplexity of the kept weights; the CNN shrinking
-# search for a few steps on the CIFAR-10 copy and its cell retrained 5 epochs.
+# search for a few steps on the CIFAR-10 copy and its cell retrained 5 epochs; the RNN shrinking search for 3 steps
+# on the official PTB proxy and its cell retrained at ShrinkRNN's size for 1 epoch. EXPERIMENTS narrows it, e.g.
+# `make validate-autoshrink EXPERIMENTS=[ShrinkRNN-PTB]`.
 VALIDATE_AUTOSHRINK_CONFIG := scale=reduced papers='[autoshrink]' data_root=$(NASREPRO_SHARED)/data \
   dataset_substitutes='{cifar10: cifar10-jpg}' device=cpu threads=$(CORES)
 validate-autoshrink: venv
-	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default --config $(VALIDATE_AUTOSHRINK_CONFIG)
-	@echo "Validation results: results/reduced/autoshrink/ (ShrinkRNN/seed0/, LSTM-medium/seed0/: train_log.csv, metrics.json, eval.json)"
+	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default --config $(VALIDATE_AUTOSHRINK_CONFIG) \
+	  $(if $(EXPERIMENTS),experiments='$(EXPERIMENTS)')
+	@echo "Validation results: results/reduced/autoshrink/ (ShrinkRNN/seed0/, LSTM-medium/seed0/, ShrinkRNN-PTB/seed0/: train_log.csv, metrics.json, eval.json; search/*/seed0/search_log.csv)"
 
 regress: venv
 	$(VENV)/bin/snakemake regress --cores $(CORES) --workflow-profile workflows/profiles/default

@@ -255,6 +255,21 @@ def _ranks(values: list[float]) -> list[int]:
     return ranks
 
 
+def measured_search_cost(search_dir: Path, seeds: list[int], scale: str) -> str:
+    """This run's search time, in device-hours on the device it ran on, for the note beside a
+    published search cost (a different device and, below paper scale, a smaller search)."""
+    costs = []
+    for seed in seeds:
+        path = search_dir / f"seed{seed}" / "search.json"
+        if path.is_file():
+            found = _read_json(path)
+            run = found.get("run", {})
+            device = run.get("device_name") or run.get("device", "?")
+            threads = f", {run['threads']} threads" if run.get("threads") else ""
+            costs.append(f"{found['wall_time_s'] / 3600:.3g} h on {device}{threads} (seed {seed})")
+    return f"this {scale}-scale search took {'; '.join(costs)}" if costs else ""
+
+
 def _join(*parts: str) -> str:
     return "; ".join(part for part in parts if part)
 
@@ -263,7 +278,11 @@ def _compare_row(rep: Replication, row: PublishedRow, experiment: str | None, la
                  scale: str, seeds: list[int]) -> dict[str, Any]:
     values, run_dataset, searched, band = [], None, False, None
     if row.metric in REPORTED_METRICS:
-        not_run = REPORTED_METRICS[row.metric]
+        reason, detail = REPORTED_METRICS[row.metric]
+        if row.metric == "search_gpu_h" and experiment is not None and rep.experiments[experiment].search:
+            detail = _join(detail, measured_search_cost(results_dir / "search" / rep.experiments[experiment].search,
+                                                        seeds, scale))
+        not_run = (reason, detail)
     elif experiment is None:
         not_run = ("no experiment claims it", "no experiment of the replication claims this row")
     elif scale not in rep.experiments[experiment].scales:

@@ -656,3 +656,22 @@ def test_reference_of_papers_that_ran_nothing_keeps_the_environment(tmp_path, ca
     args = ["reference", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "ref")]
     assert main([*args, "--papers", "toy"]) == 0, capsys.readouterr().err
     assert (tmp_path / "ref/environment.csv").read_text() == "field,value,runs\ntorch,2.5,3\n"
+
+
+def test_a_searched_experiment_puts_its_own_search_time_beside_a_published_search_cost(tmp_path):
+    published = "t,cifar10,Found,search_gpu_h,1.5,h,src,\n"
+    search_recipes = {"s": {scale: {"epochs": 1, "target_ratio": 0.5} for scale in ("smoke", "reduced", "paper")}}
+    root = write_replication(tmp_path, published, search_recipes=search_recipes, searches={
+        "x": {"method": "tas", "arch": "resnet20-cifar", "dataset": "cifar10", "recipe": "s"}}, experiments={
+        "found": {"search": "x", "dataset": "cifar10", "recipe": "r", "claims": [{"table": "t", "model": "Found"}]}})
+    rep = load_replication(root)
+    results = tmp_path / "results"
+    for seed, seconds in ((0, 5400.0), (1, 1800.0)):
+        (results / "search/x" / f"seed{seed}").mkdir(parents=True)
+        (results / "search/x" / f"seed{seed}" / "search.json").write_text(json.dumps(
+            {"wall_time_s": seconds, "run": {"device": "cpu", "device_name": "AMD EPYC", "threads": 2}}))
+    row = compare_replication(rep, results, "paper")["t"].iloc[0]
+    assert row.verdict == "not run" and row.reason == "a search cost is reported, not judged"
+    assert row.note.endswith("this paper-scale search took 1.5 h on AMD EPYC, 2 threads (seed 0); "
+                             "0.5 h on AMD EPYC, 2 threads (seed 1)")
+    assert "took" not in compare_replication(rep, tmp_path / "nothing", "paper")["t"].iloc[0].note

@@ -77,6 +77,22 @@ def test_forced_choices_compute_the_derived_network(indices):
     assert [spec["blocks"][1 + i] for i in skipped] == ["zero"] * len(skipped)
 
 
+@pytest.mark.parametrize("indices", [[0, 0], [3, 4], [2, 1]])  # 4 = Zero
+def test_searching_residual_blocks_only_keeps_the_others_as_written(indices):
+    net = _net(search_blocks="residual")
+    assert [len(ops) for ops in net.edge_choices] == [5, 5]  # blocks 1 and 3; block 2 (8 -> 16) is kept as written
+    net.set_chosen(indices)
+    spec = net.derive_spec(indices)
+    assert spec["blocks"][2] == "e6_k3_c16_s2"
+    derived = build_model({**spec, "dropout": 0.0})
+    derived.load_state_dict(net.derived_state_dict(indices))
+    net.eval(), derived.eval()
+    x = _x()
+    torch.testing.assert_close(net(x), derived(x), rtol=0, atol=0)
+    costs = search_costs(net, search_recipe_from_dict({**RECIPE, "search_blocks": "residual"}).proxyless, None)
+    assert costs.of(net, indices) * 1e6 == pytest.approx(count_macs(build_model(spec), INPUT), rel=1e-9)
+
+
 def test_zero_active_returns_the_input_without_calling_the_edge():
     net = _net()
     block = net.blocks[1]

@@ -74,7 +74,8 @@ def search_data(dataset: str, recipe: SearchRecipe, seed: int, device: torch.dev
 
 def super_net(base_spec: dict[str, Any], settings: ProxylessSettings, image_size: int) -> ProxylessSuperNet:
     return ProxylessSuperNet(base_spec, kernels=settings.kernels, expands=settings.expands, zero=settings.zero,
-                             fixed_blocks=settings.fixed_blocks, arch_init_std=settings.arch_init_std,
+                             fixed_blocks=settings.fixed_blocks, search_blocks=settings.search_blocks,
+                             arch_init_std=settings.arch_init_std,
                              image_size=image_size)
 
 

@@ -22,7 +22,8 @@ from nas_impl.training.recipe import Recipe
 ARCH_ALGOS = ("gradient", "reinforce")
 GRAD_MODES = ("full_v2", "two", "full")  # as nas_impl.methods.proxylessnas.mixed_edge (kept torch-free here)
 HARDWARE = ("latency", "flops", "none")
-LOSS_FORMS = ("mul#log", "add#linear", "add")  # as nas_impl.metrics.latency_lut
+LOSS_FORMS = ("mul#log", "add#linear", "add")
+SEARCH_BLOCKS = ("all", "residual")  # as nas_impl.metrics.latency_lut
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class ProxylessSettings:
     expands: tuple[int, ...] = (3, 6)
     zero: bool = True  # the Zero op on every block with an identity residual (stride 1, in = out)
     fixed_blocks: int = 1  # leading blocks kept as the base spec writes them (the MBConv1 block)
+    search_blocks: str = "all"  # or 'residual': blocks without an identity residual are kept as written
     supernet_warmup_epochs: int = 40  # weights only, on paths sampled from p (uniform at alpha's init)
     supernet_warmup_lr: float = 0.05  # cosine to 0 over the warm-up (official hard-coded lr_max)
     arch_algo: str = "gradient"  # or 'reinforce' (Proxyless-R, the paper's headline mobile net)
@@ -68,6 +70,7 @@ class ProxylessSettings:
             (("expands",), len(self.expands) >= 1 and all(e >= 1 for e in self.expands),
              "a non-empty list of expansion ratios >= 1, e.g. [3, 6]"),
             (("fixed_blocks",), self.fixed_blocks >= 0, "a non-negative integer"),
+            (("search_blocks",), self.search_blocks in SEARCH_BLOCKS, f"one of {', '.join(SEARCH_BLOCKS)}"),
             (("supernet_warmup_epochs",), self.supernet_warmup_epochs >= 0, "a non-negative integer"),
             (("supernet_warmup_lr",), self.supernet_warmup_lr > 0, "positive"),
             (("arch_algo",), self.arch_algo in ARCH_ALGOS, f"one of {', '.join(ARCH_ALGOS)}"),

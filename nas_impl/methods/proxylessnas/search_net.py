@@ -3,7 +3,9 @@
 The backbone spec fixes the first conv, each block's output width and stride, and the feature
 mix (the official `SuperProxylessNASNets(width_stages, n_cell_stages, stride_stages)`; here one
 block string per block, so that any released layout's widths can be searched). The first
-`fixed_blocks` blocks are built as written (the official fixed 3x3 MBConv1 block); every later
+`fixed_blocks` blocks are built as written (the official fixed 3x3 MBConv1 block), and with
+`search_blocks='residual'` (not official: a smaller space whose sampled-path warm-up learns in a CPU
+budget) so is every block without an identity residual; every other
 block becomes a `MixedEdge` over kernel x expand MBConvs at the block's width and stride,
 ordered as the official candidate list (kernel-major: 3x3_MBConv3, 3x3_MBConv6, 5x5_MBConv3,
 ...), plus Zero last on blocks with an identity residual. The residual is added outside the
@@ -88,7 +90,7 @@ class ProxylessSuperNet(nn.Module):
 
     def __init__(self, base_spec: dict[str, Any], *, kernels: tuple[int, ...] = (3, 5, 7),
                  expands: tuple[int, ...] = (3, 6), zero: bool = True, fixed_blocks: int = 1,
-                 arch_init_std: float = 1e-3, image_size: int | None = None) -> None:
+                 search_blocks: str = "all", arch_init_std: float = 1e-3, image_size: int | None = None) -> None:
         super().__init__()
         spec = parse_spec(base_spec)
         if not isinstance(spec, MBConvChainSpec):
@@ -98,20 +100,23 @@ class ProxylessSuperNet(nn.Module):
         if fixed_blocks > len(choices):
             raise NasReproError(f"search recipe key 'fixed_blocks' = {fixed_blocks}: the backbone has only "
                                 f"{len(choices)} blocks")
-        for i in range(fixed_blocks, len(choices)):
-            if choices[i] is None:
-                raise NasReproError(f"backbone block {i} is 'zero': write the block whose width and stride the "
-                                    "search keeps (e.g. 'e6_k3_c32_s1'); Zero is a candidate of residual blocks")
         self.spec = spec
         self.image_size = image_size or spec.natural_input[1]
         self.positions = block_positions(spec, self.image_size)
         self.heads = head_shapes(spec, self.image_size)
         self.fixed_blocks = fixed_blocks
+        # The blocks built as written (the rest are searched).
+        self.fixed = {pos.index for pos in self.positions
+                      if pos.index < fixed_blocks or (search_blocks == "residual" and not pos.residual)}
+        for i in range(len(choices)):
+            if i not in self.fixed and choices[i] is None:
+                raise NasReproError(f"backbone block {i} is 'zero': write the block whose width and stride the "
+                                    "search keeps (e.g. 'e6_k3_c32_s1'); Zero is a candidate of residual blocks")
         self.first_conv = conv_bn(spec.in_channels, spec.first_conv, 3, spec.first_conv_stride(), act=nn.ReLU6)
         blocks: list[nn.Module] = []
         self.edge_choices: list[list[BlockChoice | None]] = []
         for pos, choice in zip(self.positions, choices):
-            if pos.index < fixed_blocks:
+            if pos.index in self.fixed:
                 blocks.append(nn.Identity() if choice is None
                               else mbconv_block(pos.cin, pos.cout, choice.kernel, choice.expand, pos.stride))
                 continue
@@ -185,7 +190,7 @@ class ProxylessSuperNet(nn.Module):
         """The `mbconv-chain` spec of the chosen ops (argmax p by default; Zero -> 'zero')."""
         indices = self.argmax_indices() if indices is None else indices
         chosen = iter(ops[i] for ops, i in zip(self.edge_choices, indices, strict=True))
-        blocks = [text if pos.index < self.fixed_blocks else format_block(next(chosen))
+        blocks = [text if pos.index in self.fixed else format_block(next(chosen))
                   for pos, text in zip(self.positions, self.spec.blocks)]
         return normalize_spec({"family": FAMILY, **asdict(self.spec), "blocks": blocks})
 
@@ -221,8 +226,8 @@ class ProxylessSuperNet(nn.Module):
         items = [CostItem(first_conv_key(first.in_size, first.cin, first.out_size, first.cout),
                           lambda: conv_bn(first.cin, first.cout, 3, first.stride, act=nn.ReLU6),
                           (batch, first.cin, first.in_size, first.in_size))]
-        items += [_block_item(pos, choice, batch) for pos, choice in
-                  zip(self.positions[:self.fixed_blocks], self.spec.choices()) if choice is not None]
+        items += [_block_item(pos, choice, batch) for pos, choice in zip(self.positions, self.spec.choices())
+                  if pos.index in self.fixed and choice is not None]
         width, size = self.positions[-1].cout, heads.final_size
         if heads.feature_mix is not None:
             mix = heads.feature_mix
@@ -238,7 +243,8 @@ class ProxylessSuperNet(nn.Module):
     def _edge_items(self, batch: int = 1) -> list[list[CostItem | None]]:
         """Per edge, each candidate's item in candidate order (None for Zero)."""
         return [[None if op is None else _block_item(pos, op, batch) for op in ops]
-                for pos, ops in zip(self.positions[self.fixed_blocks:], self.edge_choices)]
+                for pos, ops in zip([p for p in self.positions if p.index not in self.fixed], self.edge_choices,
+                                    strict=True)]
 
     def fixed_cost_keys(self) -> list[str]:
         return [item.key for item in self._fixed_items()]

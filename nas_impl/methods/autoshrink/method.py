@@ -249,6 +249,8 @@ class AutoShrink(SearchMethod):
         identity = {"recipe": recipe.to_dict(), "seed": job.seed, "dataset": job.dataset, "ops": proxy.ops}
         elapsed = _resume(shrinker, state_path, identity) if job.resume else 0.0
         job.out_dir.mkdir(parents=True, exist_ok=True)
+        log_path = Path(job.out_dir) / LOG
+        write_csv_rows_atomic(log_path, log_rows(shrinker.steps), LOG_COLUMNS)  # a fresh start drops an old log
 
         while not shrinker.done:
             if job.stop_after is not None and len(shrinker.steps) >= job.stop_after:
@@ -258,7 +260,7 @@ class AutoShrink(SearchMethod):
             seconds = time.perf_counter() - start
             elapsed += seconds
             _save(shrinker, state_path, identity, elapsed)
-            write_csv_rows_atomic(Path(job.out_dir) / LOG, log_rows(shrinker.steps), LOG_COLUMNS)
+            write_csv_rows_atomic(log_path, log_rows(shrinker.steps), LOG_COLUMNS)
             print(f"step {step.step}: removed {step.removed}, {len(step.edges)} edges left "
                   f"(stop at {shrinker.threshold}), best score {step.best.score:.4f}, {seconds:.0f} s",
                   file=sys.stderr, flush=True)

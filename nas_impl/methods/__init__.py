@@ -49,7 +49,8 @@ def not_applied_keys(name: str) -> frozenset[str]:
     """Training-recipe keys a method's search recipe refuses: its search steps do not apply them."""
     from nas_impl.methods.search_recipe import NOT_APPLIED_BY_SEARCHES
 
-    return frozenset(NOT_APPLIED_BY_SEARCHES + method_info(name).not_applied)
+    info = method_info(name)
+    return frozenset(NOT_APPLIED_BY_SEARCHES + info.not_applied) - frozenset(info.applies)
 
 
 def _package(name: str) -> str:

@@ -52,6 +52,8 @@ class MethodInfo:
     # Training keys its search steps do not apply, beyond those no search applies
     # (search_recipe.NOT_APPLIED_BY_SEARCHES): a search recipe setting one is refused.
     not_applied: tuple[str, ...] = ()
+    # Keys of NOT_APPLIED_BY_SEARCHES its search steps do apply (AutoShrink's RNN proxy clips gradients).
+    applies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.stages or self.stages[-1].summary != FINAL_SUMMARY:

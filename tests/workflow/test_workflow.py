@@ -100,11 +100,12 @@ def test_paper_scale_runs_three_seeds_of_every_table(tmp_path):
     # at 0.5x and 0.3x, MobileNetV2 also at 88M); 4 ImageNet networks at default width, the 13 released
     # configurations and the 13 shapes searched at the released targets. ProxylessNAS (one seed): the 4
     # released ImageNet nets, proxyless_cifar and 5 searched nets (CIFAR, mobile G and R, GPU, CPU).
-    # AutoShrink (one seed): ShrinkRNN, the LSTM baseline and the searched CIFAR cell (ShrinkCNN-A/B are measured).
-    assert counts["train"] == (14 + 5 * 2 * 4 + 2 * 2) * 3 + (3 + 7 + 4 + 13 + 13) + (4 + 1 + 5) + 3
+    # AutoShrink (one seed): ShrinkCNN-A/B on ImageNet, ShrinkRNN, the LSTM baseline, the searched CIFAR cell
+    # and the searched RNN cell.
+    assert counts["train"] == (14 + 5 * 2 * 4 + 2 * 2) * 3 + (3 + 7 + 4 + 13 + 13) + (4 + 1 + 5) + 6
     # TAS: one stage; AutoSlim: supernet (search_stage), then slim; ProxylessNAS: latency, then search;
-    # AutoShrink: one stage
-    assert counts["search"] == 5 * 2 * 3 + 3 + 4 + 5 + 1
+    # AutoShrink: one stage, a CNN and an RNN search
+    assert counts["search"] == 5 * 2 * 3 + 3 + 4 + 5 + 2
     assert counts["search_stage"] == 3 + 4 + 5
     assert counts["prepare_data"] == 4  # cifar10, cifar100, imagenet, ptb
 

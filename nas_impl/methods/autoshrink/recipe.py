@@ -86,8 +86,7 @@ class SearchRecipe:
 
 
 def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") -> SearchRecipe:
-    weights, settings = split_search_recipe(raw, origin, ShrinkSettings, not_applied=NOT_APPLIED,
-                                            applies=("grad_clip",))
+    weights, settings = split_search_recipe(raw, origin, ShrinkSettings, not_applied=NOT_APPLIED, applies=APPLIES)
     # The proxy trainers are the official ones: the CNN's Adam, the RNN's plain SGD, at a constant lr
     # (the RNN's two drops are the estimator's own) on unaugmented data; which one runs is the base
     # spec's family, checked by `check_weights` when the search starts.
@@ -118,6 +117,8 @@ def check_weights(recipe: SearchRecipe, search: str) -> None:
                                  f"base spec's family): key '{key}' must be {expected}")
 
 
+# The RNN proxy clips gradients (the CNN's refuses a clip: `check_weights`).
+APPLIES = ("grad_clip",)
 # Training keys the proxy trainer does not apply (beyond those no search applies); the proxy's size
 # is per_class_train / per_class_valid.
 NOT_APPLIED = ("label_smoothing", "warmup_epochs", "train_subset", "test_subset")
@@ -125,4 +126,4 @@ NOT_APPLIED = ("label_smoothing", "warmup_epochs", "train_subset", "test_subset"
 
 INFO = MethodInfo("autoshrink", ShrinkSettings, search_recipe_from_dict, lambda recipe: ("cell",),
                   stages=(Stage("search", "search.json", checkpoint="shrink_state.json"),),
-                  not_applied=("label_smoothing",))
+                  not_applied=("label_smoothing",), applies=APPLIES)

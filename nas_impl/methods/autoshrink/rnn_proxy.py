@@ -39,6 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nas_impl.errors import DataError
+from nas_impl.tasks.language import detach_state
 
 
 @dataclass(frozen=True)
@@ -118,12 +119,6 @@ def _lm_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, state: Any) -> 
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.t().reshape(-1)), state
 
 
-def _detached(state: Any) -> Any:
-    from nas_impl.tasks.language import detach_state
-
-    return detach_state(state)
-
-
 @torch.no_grad()
 def official_valid_loss(model: nn.Module, columns: torch.Tensor, bptt: int) -> float:
     """The official `evaluate`: sum of window mean loss x window length, over the column length."""
@@ -164,7 +159,7 @@ def train_lm_candidates(models: Sequence[nn.Module], train_tokens: torch.Tensor,
             for r in active:
                 r.model.train()
                 loss, state = _lm_loss(r.model, x, y, states[id(r)])
-                states[id(r)] = _detached(state)
+                states[id(r)] = detach_state(state)
                 losses.append(loss)
             for r in active:
                 r.optimizer.zero_grad(set_to_none=True)

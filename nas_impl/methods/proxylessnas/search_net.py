@@ -104,7 +104,6 @@ class ProxylessSuperNet(nn.Module):
         self.image_size = image_size or spec.natural_input[1]
         self.positions = block_positions(spec, self.image_size)
         self.heads = head_shapes(spec, self.image_size)
-        self.fixed_blocks = fixed_blocks
         # The blocks built as written (the rest are searched).
         self.fixed = {pos.index for pos in self.positions
                       if pos.index < fixed_blocks or (search_blocks == "residual" and not pos.residual)}

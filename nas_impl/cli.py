@@ -134,6 +134,15 @@ def _add_result_verbs(verbs) -> None:
                    help="the seeds that were run (default: the replication's seeds at this scale)")
     p.set_defaults(func=results.compare)
 
+    p = verbs.add_parser("latency-targets",
+                         help="searched nets' measured latency beside their search's target and lookup-table prediction")
+    p.add_argument("--replication", required=True, help="replications/<paper>")
+    p.add_argument("--results", required=True, help="results/<scale>/<paper>")
+    p.add_argument("--experiments", nargs="+", required=True, help="the latency-targeted searched experiments")
+    p.add_argument("--seeds", nargs="+", type=int, required=True)
+    p.add_argument("--out", required=True, help="latency_targets.csv to write")
+    p.set_defaults(func=results.latency_targets)
+
     p = verbs.add_parser("plot", help="plot one comparison table")
     p.add_argument("--table", required=True)
     p.add_argument("--out", required=True, help="PNG to write")
@@ -146,6 +155,8 @@ def _add_result_verbs(verbs) -> None:
     p.add_argument("--tables", nargs="*", help="default: RESULTS/*/tables/*.csv")
     p.add_argument("--plots", nargs="*", help="default: RESULTS/*/plots/*.png")
     p.add_argument("--benchmarks", help="Snakemake benchmark files (default: RESULTS/benchmarks)")
+    p.add_argument("--latency-targets", nargs="*", default=None,
+                   help="latency_targets.csv files (default: RESULTS/*/latency_targets.csv)")
     p.set_defaults(func=results.report)
 
     p = verbs.add_parser("regress", help="check results tables against committed reference tables")

@@ -140,12 +140,29 @@ class RunPlan:
         return [f"{self.run_dir(paper, e, s)}/{name}" for e in chosen for s in self.seeds(paper)]
 
     def timed_experiments(self, paper: str) -> list[str]:
-        """Experiments claiming a latency on a kind of device (ProxylessNAS Table 3): their latency is
-        measured where the run is (the `measure_latency` rule)."""
+        """Experiments whose latency is measured where the run is (the `measure_latency` rule): those
+        claiming a latency on a kind of device (ProxylessNAS Table 3) and the latency-targeted ones."""
         rep = self.replications[paper]
         timed = {(row.table, row.model) for row in rep.published if row.metric in LATENCY_ON}
+        targeted = set(self.latency_targeted_experiments(paper))
         return [e for e in self.experiments(paper)
-                if any((claim.table, claim.model) in timed for claim in rep.experiments[e].claims)]
+                if e in targeted or any((claim.table, claim.model) in timed for claim in rep.experiments[e].claims)]
+
+    def latency_targeted_experiments(self, paper: str) -> list[str]:
+        """Searched experiments whose search aims at a latency (its method's `latency_target`)."""
+        rep = self.replications[paper]
+        searches = {e: rep.experiments[e].search for e in self.experiments(paper)}
+        return [e for e, search in searches.items()
+                if search and method_info(rep.searches[search].method).latency_target]
+
+    def latency_target_inputs(self, paper: str) -> list[str]:
+        return [f"{self.run_dir(paper, e, s)}/latency.json" for e in self.latency_targeted_experiments(paper)
+                for s in self.seeds(paper)]
+
+    def latency_target_tables(self) -> list[str]:
+        """latency_targets.csv of every paper with a latency-targeted experiment at this scale."""
+        return [f"{self.results}/{paper}/latency_targets.csv" for paper in self.replications
+                if self.latency_targeted_experiments(paper)]
 
     def compare_inputs(self, paper: str) -> list[str]:
         latency = [f"{self.run_dir(paper, e, s)}/latency.json" for e in self.timed_experiments(paper)

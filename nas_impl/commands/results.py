@@ -27,6 +27,21 @@ def compare(args: argparse.Namespace) -> dict:
             "verdicts": counts}
 
 
+def latency_targets(args: argparse.Namespace) -> dict:
+    from nas_impl.replication import load_replication
+    from nas_impl.replication.latency_targets import latency_targets as measure_against_targets
+    from nas_impl.reporting import write_csv_atomic
+
+    rep = load_replication(args.replication)
+    unknown = [e for e in args.experiments if e not in rep.experiments or not rep.experiments[e].search]
+    if unknown:
+        raise NasReproError(f"--experiments: {', '.join(unknown)} is not a searched experiment of "
+                            f"{rep.root / 'replication.yaml'}")
+    table = measure_against_targets(rep, args.results, args.experiments, args.seeds)
+    write_csv_atomic(table, args.out)
+    return {"paper": rep.paper, "rows": len(table), "out": str(args.out)}
+
+
 def _read_table(path: str | Path):
     from nas_impl.reporting.tables import read_table
 
@@ -54,8 +69,10 @@ def report(args: argparse.Namespace) -> dict:
     write_csv_atomic(scorecard, args.scorecard)
     plots = [Path(p) for p in args.plots] if args.plots else sorted(scale_dir.glob("*/plots/*.png"))
     benchmarks = Path(args.benchmarks) if args.benchmarks else scale_dir / "benchmarks"
+    latency = ([Path(p) for p in args.latency_targets] if args.latency_targets is not None
+               else sorted(scale_dir.glob("*/latency_targets.csv")))
     write_report(scale_dir, Path(args.out), scorecard=scorecard, plots=plots,
-                 benchmarks_dir=benchmarks if benchmarks.is_dir() else None)
+                 benchmarks_dir=benchmarks if benchmarks.is_dir() else None, latency_targets=latency)
     return {"report": str(args.out), "scorecard": str(args.scorecard), "verdicts": verdict_counts(scorecard)}
 
 

@@ -54,6 +54,9 @@ class MethodInfo:
     not_applied: tuple[str, ...] = ()
     # Keys of NOT_APPLIED_BY_SEARCHES its search steps do apply (AutoShrink's RNN proxy clips gradients).
     applies: tuple[str, ...] = ()
+    # Its searches aim at a latency on the run's device (a lookup table's prediction): the workflow times
+    # each derived net end to end and sets it beside the target and the prediction (latency_targets.csv).
+    latency_target: bool = False
 
     def __post_init__(self) -> None:
         if not self.stages or self.stages[-1].summary != FINAL_SUMMARY:

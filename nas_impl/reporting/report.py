@@ -191,13 +191,48 @@ def _cost_section(benchmarks_dir: Path | None) -> str:
     return "\n".join(parts)
 
 
+LATENCY_TARGET_HEADERS = ["paper", "experiment", "seed", "target (ms)", "predicted (ms)", "measured (ms)",
+                          "prediction error", "measured vs target", "device", "threads", "note"]
+
+
+def _percent_cell(value: object) -> str:
+    return cell(EMPTY if is_missing(value) else f"{float(value):+.1f}%", css_class="num")
+
+
+def _latency_targets_section(paths: list[Path]) -> str:
+    """Searched nets timed on this run's device, beside their search's target and the lookup
+    table's prediction (nas_impl.replication.latency_targets); no section when no search aimed at one."""
+    readable, unreadable = [], []
+    for path in paths:
+        try:
+            readable.append(pd.read_csv(path, keep_default_na=False, na_values=[""]))
+        except (OSError, ValueError):
+            unreadable.append(path)
+    rows = pd.concat(readable, ignore_index=True) if readable else pd.DataFrame()
+    if rows.empty and not unreadable:
+        return ""
+    parts = ["<h2>Searched nets against their latency targets</h2>",
+             "<p>Each latency-aware search steered its net by a lookup table measured on this run's device; "
+             "the derived net is then timed end to end on the same device. <i>Prediction error</i> = measured / "
+             "predicted - 1; <i>measured vs target</i> = measured / target - 1 (negative: faster than the "
+             "target). Not judged: the paper publishes no target of these runs.</p>"]
+    body = ([cell(r.paper), cell(r.experiment), cell(r.seed), cell(r.target_ms),
+             cell(r.predicted_ms), cell(r.measured_ms),
+             _percent_cell(r.prediction_error_pct), _percent_cell(r.measured_vs_target_pct), cell(r.device),
+             cell(r.threads), cell(r.note)] for r in rows.itertuples())
+    parts.append(html_table(LATENCY_TARGET_HEADERS, body))
+    parts.append(_unreadable_note(unreadable))
+    return "\n".join(parts)
+
+
 def _scale_name(scorecard: pd.DataFrame, scale_dir: Path) -> str:
     scales = [s for s in dict.fromkeys(scorecard.get("scale", pd.Series(dtype=str))) if isinstance(s, str) and s]
     return ", ".join(scales) if scales else Path(scale_dir).name
 
 
 def render_report(scale_dir: Path, *, scorecard: pd.DataFrame, plots: list[Path],
-                  benchmarks_dir: Path | None, generated_at: datetime | None = None) -> str:
+                  benchmarks_dir: Path | None, latency_targets: list[Path] = (),
+                  generated_at: datetime | None = None) -> str:
     scorecard = normalize_table(scorecard)
     scale = _scale_name(scorecard, scale_dir)
     generated = (generated_at or datetime.now(timezone.utc)).isoformat(timespec="seconds")
@@ -208,6 +243,7 @@ def render_report(scale_dir: Path, *, scorecard: pd.DataFrame, plots: list[Path]
         f"from {escape(str(scale_dir))}.</p>",
         _summary_section(scorecard, plots),
         _scorecard_section(scorecard),
+        _latency_targets_section(list(latency_targets)),
         _environment_section(Path(scale_dir)),
         _cost_section(benchmarks_dir),
     ]
@@ -220,8 +256,10 @@ def render_report(scale_dir: Path, *, scorecard: pd.DataFrame, plots: list[Path]
 
 
 def write_report(scale_dir: Path, out_html: Path, *, scorecard: pd.DataFrame, plots: list[Path],
-                 benchmarks_dir: Path | None) -> None:
-    """Write the report atomically: verdict counts, scorecard, per-paper tables and plots, environment, cost."""
-    html = render_report(scale_dir, scorecard=scorecard, plots=plots, benchmarks_dir=benchmarks_dir)
+                 benchmarks_dir: Path | None, latency_targets: list[Path] = ()) -> None:
+    """Write the report atomically: verdict counts, scorecard, per-paper tables and plots, searched nets
+    against their latency targets, environment, cost."""
+    html = render_report(scale_dir, scorecard=scorecard, plots=plots, benchmarks_dir=benchmarks_dir,
+                         latency_targets=latency_targets)
     with atomic_path(out_html) as tmp:
         tmp.write_text(html, encoding="utf-8")

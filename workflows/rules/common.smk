@@ -229,6 +229,10 @@ def compare_inputs(wildcards):
     return PLAN.compare_inputs(wildcards.paper)
 
 
+def latency_target_inputs(wildcards):
+    return PLAN.latency_target_inputs(wildcards.paper)
+
+
 def train_threads(wildcards):
     return THREADS
 

@@ -38,10 +38,35 @@ rule plot:
         "nasrepro plot --table {input} --out {output} > {log} 2>&1"
 
 
+rule latency_targets:
+    # Latency-aware searches (ProxylessNAS): each derived net's measured latency beside its target and
+    # the lookup table's prediction (nas_impl/replication/latency_targets.py); a report section.
+    input:
+        f"{REPO}/replications/{{paper}}/replication.yaml",
+        latency_target_inputs,
+    output:
+        f"{RESULTS}/{{paper}}/latency_targets.csv",
+    log:
+        f"{RESULTS}/logs/{{paper}}/latency_targets.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{paper}}/latency_targets.tsv"
+    params:
+        replication=replication_dir,
+        experiments=lambda wildcards: " ".join(PLAN.latency_targeted_experiments(wildcards.paper)),
+        seeds=lambda wildcards: " ".join(str(s) for s in PLAN.seeds(wildcards.paper)),
+    conda:
+        CONDA_ENV
+    shell:
+        "nasrepro latency-targets --replication {params.replication} "
+        f"--results {RESULTS}/{{wildcards.paper}} --experiments {{params.experiments}} --seeds {{params.seeds}} "
+        "--out {output} > {log} 2>&1"
+
+
 rule report:
     input:
         tables=PLAN.all_tables(),
         plots=PLAN.all_plots(),
+        latency_targets=PLAN.latency_target_tables(),
     output:
         scorecard=f"{RESULTS}/scorecard.csv",
         html=f"{RESULTS}/report.html",
@@ -53,7 +78,7 @@ rule report:
         CONDA_ENV
     shell:
         f"nasrepro report --results {RESULTS} --tables {{input.tables}} --plots {{input.plots}} "
-        "--scorecard {output.scorecard} --out {output.html} > {log} 2>&1"
+        "--latency-targets {input.latency_targets} --scorecard {output.scorecard} --out {output.html} > {log} 2>&1"
 
 
 rule regress:

@@ -126,4 +126,5 @@ def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") 
 # latency_table.yaml; `search` warms up, searches and derives the net.
 INFO = MethodInfo("proxylessnas", ProxylessSettings, search_recipe_from_dict, lambda recipe: (recipe.proxyless.target,),
                   stages=(Stage("latency", "latency.json"),
-                          Stage("search", "search.json", checkpoint="search_checkpoint.pt")))
+                          Stage("search", "search.json", checkpoint="search_checkpoint.pt")),
+                  latency_target=True)

@@ -283,8 +283,7 @@ def _torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _time_forward(module: nn.Module, x: torch.Tensor, repeats: int, warmup: int,
-                  device: torch.device) -> list[float]:
+def _time_forward(module: nn.Module, x: torch.Tensor, repeats: int, device: torch.device) -> list[float]:
     """Per-call forward times in ms (CUDA synchronised before and after each call)."""
     cuda = device.type == "cuda"
 
@@ -294,8 +293,6 @@ def _time_forward(module: nn.Module, x: torch.Tensor, repeats: int, warmup: int,
 
     times = []
     with torch.no_grad():
-        for _ in range(warmup):
-            module(x)
         for _ in range(repeats):
             sync()
             start = time.perf_counter()
@@ -305,25 +302,33 @@ def _time_forward(module: nn.Module, x: torch.Tensor, repeats: int, warmup: int,
     return times
 
 
+def _round_sizes(repeats: int, rounds: int) -> list[int]:
+    """`repeats` timings split over at most `rounds` rounds, as evenly as possible."""
+    rounds = max(1, min(rounds, repeats))
+    return [repeats // rounds + (1 if r < repeats % rounds else 0) for r in range(rounds)]
+
+
 def measure_latency_table(items: Iterable[tuple[str, Callable[[], nn.Module], Sequence[int]]],
                           device: torch.device | str = "cpu", repeats: int = 100, warmup: int = 10,
-                          threads: int | None = None, source: str | None = None) -> LatencyTable:
+                          threads: int | None = None, source: str | None = None, rounds: int = 10) -> LatencyTable:
     """Time each (key, module_factory, input_shape) on `device` and return the table.
 
     Each module is built once (a repeated key is measured once; its factory is not called
     again), put in eval mode on `device` and run under no_grad on a random batch of
-    `input_shape` (the batch dimension included): `warmup` untimed calls, then `repeats`
-    timed ones. The median is stored as the entry's mean, with the variance (population, ms^2)
-    and count of the timings. `threads` intra-op threads (default: torch's current setting)
-    are used and recorded with the device name."""
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise SpecError(f"measure_latency_table: repeats must be a positive integer, not {repeats!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise SpecError(f"measure_latency_table: warmup must be a non-negative integer, not {warmup!r}")
+    `input_shape` (the batch dimension included): `warmup` untimed calls each, then `repeats`
+    timed ones. The timings are taken in `rounds` interleaved passes over all the blocks, so a
+    transient slowdown of the machine (another job, a frequency change) spreads over every entry
+    instead of inflating the few blocks timed while it lasted. The median is stored as the
+    entry's mean, with the variance (population, ms^2) and count of the timings. `threads`
+    intra-op threads (default: torch's current setting) are used and recorded with the device name."""
+    for name, value, least in (("repeats", repeats, 1), ("warmup", warmup, 0), ("rounds", rounds, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            kind = "positive" if least else "non-negative"
+            raise SpecError(f"measure_latency_table: {name} must be a {kind} integer, not {value!r}")
     device = torch.device(device)
     threads = threads or torch.get_num_threads()
     shapes: dict[str, tuple[int, ...]] = {}
-    entries: dict[str, LatencyEntry] = {}
+    blocks: dict[str, tuple[nn.Module, torch.Tensor]] = {}
     generator = torch.Generator().manual_seed(0)
     with _torch_threads(threads):
         for key, factory, input_shape in items:
@@ -338,14 +343,21 @@ def measure_latency_table(items: Iterable[tuple[str, Callable[[], nn.Module], Se
             param = next(module.parameters(), None)
             dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
             x = torch.randn(shape, generator=generator, dtype=dtype).to(device)
-            times = _time_forward(module, x, repeats, warmup, device)
-            entries[key] = LatencyEntry(statistics.median(times), statistics.pvariance(times), len(times))
-            del module, x
+            with torch.no_grad():
+                for _ in range(warmup):
+                    module(x)
+            blocks[key] = (module, x)
+        times: dict[str, list[float]] = {key: [] for key in blocks}
+        for size in _round_sizes(repeats, rounds):
+            for key, (module, x) in blocks.items():
+                times[key] += _time_forward(module, x, size, device)
+    entries = {key: LatencyEntry(statistics.median(t), statistics.pvariance(t), len(t)) for key, t in times.items()}
     batches = sorted({s[0] for s in shapes.values() if s})
     return LatencyTable(
         entries, device_name(device),
         source or (f"measured on {device} with nas_impl.metrics.latency_lut (torch {torch.__version__}, "
-                   f"batch {', '.join(map(str, batches))}, median of {repeats} timings after {warmup} warm-up)"),
+                   f"batch {', '.join(map(str, batches))}, median of {repeats} timings in "
+                   f"{len(_round_sizes(repeats, rounds))} interleaved rounds after {warmup} warm-up)"),
         threads=threads, statistic="median")
 
 

@@ -195,6 +195,23 @@ def test_measure_on_cpu_dedups_and_records_device():
                               repeats=1, warmup=0)
 
 
+def test_timings_are_taken_in_interleaved_rounds_after_every_warm_up():
+    """A transient slowdown must not land on the few blocks timed while it lasted: every block is
+    warmed up first, then timed a few calls at a time, round after round over all blocks."""
+    calls: list = []
+    shapes = {"a": (1, 3, 4, 4), "b": (1, 3, 5, 5), "c": (1, 3, 6, 6)}
+    items = [(key, (lambda: Probe(calls)), shape) for key, shape in shapes.items()]
+    table = measure_latency_table(items, "cpu", repeats=5, warmup=1, rounds=2)
+    order = "".join({shape: key for key, shape in shapes.items()}[shape] for *_, shape in calls)
+    assert order == "abc" + "aaabbbccc" + "aabbcc"  # warm-ups, then rounds of 3 and 2 timings
+    assert all(entry.count == 5 for entry in table.entries.values())
+    assert "5 timings in 2 interleaved rounds" in table.source
+    one_each = measure_latency_table(items, "cpu", repeats=2, warmup=0, rounds=10)  # more rounds than timings
+    assert all(entry.count == 2 for entry in one_each.entries.values())
+    with pytest.raises(SpecError, match="rounds must be a positive integer"):
+        measure_latency_table(items, "cpu", rounds=0)
+
+
 def test_measure_stores_median_variance_and_count(monkeypatch):
     """With a fake clock, the stored numbers are the median, population variance and count of
     the per-call times."""

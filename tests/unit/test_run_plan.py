@@ -73,11 +73,18 @@ def test_tables_plots_and_their_reference_copies():
     assert p.teacher_dir("tas", "ResNet20-C10", 0) is None
 
 
-def test_the_nets_of_a_latency_order_are_timed_at_every_scale_they_run():
+def test_the_nets_of_a_latency_order_and_the_latency_searched_nets_are_timed():
     table3 = ["proxyless_gpu", "proxyless_cpu", "proxyless_mobile"]
-    assert plan().timed_experiments("proxylessnas") == table3
-    paper = plan("paper").timed_experiments("proxylessnas")
-    assert paper == [*table3, "Proxyless-cpu-ImageNet"]  # the searched CPU net claims its Table 3 row too
+    assert plan().timed_experiments("proxylessnas") == [*table3, "Proxyless-smoke"]
+    searched = ["Proxyless-mobile-C10", "Proxyless-G-mobile-ImageNet", "Proxyless-R-mobile-ImageNet",
+                "Proxyless-gpu-ImageNet", "Proxyless-cpu-ImageNet"]
+    assert plan("paper").latency_targeted_experiments("proxylessnas") == searched
+    assert plan("paper").timed_experiments("proxylessnas") == [*table3, *searched]
+    assert plan("reduced").latency_target_inputs("proxylessnas") == [
+        "results/reduced/proxylessnas/Proxyless-mobile-C10/seed0/latency.json"]
+    assert plan().latency_target_tables() == ["results/smoke/proxylessnas/latency_targets.csv"]
+    assert plan(experiments=["proxyless_gpu"]).latency_target_tables() == []  # no searched net in the run
+    assert all(plan().latency_targeted_experiments(p) == [] for p in ("baselines", "tas", "autoslim"))
     assert all(plan().timed_experiments(p) == [] for p in ("baselines", "tas", "autoslim"))
     inputs = plan().compare_inputs("proxylessnas")
     assert "results/smoke/proxylessnas/proxyless_cpu/seed0/latency.json" in inputs

@@ -88,6 +88,7 @@ def test_dry_run_contains_every_rule_of_the_chain(tmp_path, scale, profile):
     for rule in ("recipe", "search_recipe", *SEARCH_RULES_ALL):
         assert counts.get(rule, 0) == expected[rule], (rule, counts)
     assert counts["report"] == 1
+    assert counts["latency_targets"] == 1  # every scale has a ProxylessNAS search aiming at a latency
     assert set(CHAIN) <= set(counts) and counts["search"] >= 1
 
 
@@ -108,6 +109,8 @@ def test_paper_scale_runs_three_seeds_of_every_table(tmp_path):
     assert counts["search"] == 5 * 2 * 3 + 3 + 4 + 5 + 2
     assert counts["search_stage"] == 3 + 4 + 5
     assert counts["prepare_data"] == 4  # cifar10, cifar100, imagenet, ptb
+    # timed where the run is: the three nets of Table 3's order and the five latency-searched nets
+    assert counts["measure_latency"] == 3 + 5
 
 
 TINY = ["scale=smoke", "papers=[baselines]", "experiments=[resnet20-cifar10]",

@@ -62,6 +62,9 @@ class EpochJob(Protocol):
     def run_epoch(self, epoch: int, loop: EpochLoop) -> dict[str, Any]:
         """Train epoch `epoch` (0-based); the log row, with `epoch` (1-based) and `epoch_s`."""
 
+    # Optional: `finished() -> bool`, for a job whose number of epochs is only a bound (AutoShrink's
+    # shrink steps end at the keep fraction): the loop ends, as finished, as soon as it is True.
+
 
 class EpochLoop:
     def __init__(self, out_dir: str | Path, files: RunFiles, *, seed: int, epochs: int,
@@ -91,15 +94,19 @@ class EpochLoop:
             remove_files(self.out_dir, self.files.fresh)
         remove_files(self.out_dir, self.files.results)
         last = self.epochs if stop_after is None else min(stop_after, self.epochs)
-        self.stopped_after = None if last == self.epochs else last
+        finished = getattr(job, "finished", lambda: False)
         with interruptible(self.checkpoint_path, lambda: len(self.history)):
             for epoch in range(self.start_epoch, last):
+                if finished():
+                    break
                 torch.manual_seed(epoch_seed(self.seed, epoch))
                 row = job.run_epoch(epoch, self)
                 self.elapsed_s += row["epoch_s"]
                 self.history.append(row)
                 self._save(job, epoch + 1)
-        return last == self.epochs
+        done = last == self.epochs or finished()
+        self.stopped_after = None if done else last
+        return done
 
     def stopped(self) -> dict[str, int]:
         """What a run that stopped early on request returns instead of its results."""

@@ -109,10 +109,12 @@ def test_the_rnn_search_scores_perplexity_and_flops_and_resumes_exactly(tmp_path
     assert rnn_search(tmp_path, shared_data, "parts", "--resume") == 0, capsys.readouterr().err
     resumed = json.loads((tmp_path / "parts/search.json").read_text())
     assert resumed["details"]["steps"] == details["steps"] and resumed["targets"] == summary["targets"]
-    assert (tmp_path / "parts/search_log.csv").read_text() == (tmp_path / "whole/search_log.csv").read_text()
-    (tmp_path / "parts/shrink_state.json").unlink()  # a fresh start (the workflow's guard removed the state)
+    def untimed(run):  # every column but the step's seconds
+        return [line.rsplit(",", 1)[0] for line in (tmp_path / run / "search_log.csv").read_text().splitlines()]
+    assert untimed("parts") == untimed("whole") and untimed("whole")[0].endswith("stopped_early")
+    (tmp_path / "parts/search_checkpoint.pt").unlink()  # a fresh start (the workflow's guard removed it)
     assert rnn_search(tmp_path, shared_data, "parts", "--stop-after", "0") == 0
-    assert len((tmp_path / "parts/search_log.csv").read_text().splitlines()) == 1  # no stale steps
+    assert not (tmp_path / "parts/search_log.csv").exists()  # no stale steps
 
 
 @pytest.mark.parametrize("change, key", [({"optimizer": "adam"}, "optimizer"), ({"momentum": 0.9}, "optimizer"),

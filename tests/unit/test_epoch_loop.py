@@ -44,6 +44,33 @@ def loop_at(path: Path, seed: int = 0, epochs: int = 3) -> EpochLoop:
     return EpochLoop(path, FILES, seed=seed, epochs=epochs)
 
 
+class UntilJob(ToyJob):
+    """A job whose epoch count is only a bound: it is finished once its weight passes `limit`."""
+
+    def __init__(self, limit: float) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def finished(self):
+        return self.weight.item() > self.limit
+
+
+def test_a_job_that_finishes_early_ends_the_loop_as_finished(tmp_path):
+    bound = loop_at(tmp_path / "bound", epochs=50)
+    whole = UntilJob(limit=1.0)
+    assert bound.run(whole) and bound.stopped_after is None
+    epochs = len(bound.history)
+    assert 1 < epochs < 50 and whole.finished()
+    assert not UntilJob(1.0).finished() and bound.history[-2]["weight"] <= 1.0  # it ran until it was finished
+    first = loop_at(tmp_path / "parts", epochs=50)
+    assert not first.run(UntilJob(limit=1.0), stop_after=1) and first.stopped_after == 1
+    rest, job = loop_at(tmp_path / "parts", epochs=50), UntilJob(limit=1.0)
+    assert rest.run(job, resume=True) and rest.stopped_after is None
+    assert [r["draw"] for r in rest.history] == [r["draw"] for r in bound.history]
+    again = loop_at(tmp_path / "parts", epochs=50)
+    assert again.run(UntilJob(limit=1.0), resume=True) and len(again.history) == epochs  # nothing left to run
+
+
 def test_each_epoch_is_seeded_from_seed_and_epoch_and_resume_is_exact(tmp_path):
     full_loop, full = loop_at(tmp_path / "full"), ToyJob()
     assert full_loop.run(full)

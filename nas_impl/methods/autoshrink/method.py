@@ -4,9 +4,10 @@ The base spec's family picks the search: `shrink-cnn` -> the CNN search on the C
 (`CNNProxy`), `dag-rnn-lm` -> the RNN search on the PTB proxy (`RNNProxy`). Both run one stage,
 `search`: the proxy data, then shrink steps until the keep fraction, each step's candidates
 trained together and scored by the proxy. After every step the state (the steps so far, the
-graph, the draw's random state) is written atomically to `shrink_state.json`, and a rerun with
---resume continues from the last finished step, drawing exactly what an uninterrupted run draws
-(each candidate's initialisation and batch stream are functions of (seed, step, candidate)).
+graph, the draw's random state) is checkpointed by the shared epoch loop (one loop epoch is one
+step: `search_checkpoint.pt`, `search_log.csv`), and a rerun with --resume continues from the last
+finished step, drawing exactly what an uninterrupted run draws (each candidate's initialisation
+and batch stream are functions of (seed, step, candidate)).
 The result: `arch.yaml`, the base spec with the chosen step's cell; `search.json` lists every
 step's candidates with their accuracy or perplexity, cost and score (`details.steps`).
 """
@@ -23,7 +24,6 @@ from typing import Any
 import torch
 
 from nas_impl.errors import NasReproError
-from nas_impl.io import write_csv_rows_atomic, write_json_atomic
 from nas_impl.methods.autoshrink import rnn_proxy
 from nas_impl.methods.autoshrink.proxy import ProxySettings, describe, proxy_indices, train_candidates
 from nas_impl.methods.autoshrink.recipe import INFO, RNN_NODE_OPS, SearchRecipe, ShrinkSettings, check_weights
@@ -31,11 +31,13 @@ from nas_impl.methods.autoshrink.shrink import (Candidate, Shrinker, ShrinkStep,
                                                 select_step)
 from nas_impl.methods.interface import SearchJob, SearchMethod, SearchedShape, SearchResult, Stage, StageResult
 from nas_impl.models.dag import Edge, complete_dag
+from nas_impl.training.checkpoint import require_keys
+from nas_impl.training.epoch_loop import EpochLoop, RunFiles
 
-STATE = "shrink_state.json"
-LOG = "search_log.csv"
 LOG_COLUMNS = ["step", "edges_left", "edge_ratio", "removed", "best_score", "mean_score", "best_valid_acc",
-               "best_valid_ppl", "best_cost", "candidates", "stopped_early"]
+               "best_valid_ppl", "best_cost", "candidates", "stopped_early", "epoch_s"]
+FILES = RunFiles(log="search_log.csv", log_columns=LOG_COLUMNS, checkpoint="search_checkpoint.pt",
+                 checkpoint_format="nasrepro-autoshrink-search-v1", results=("search.json", "arch.yaml", "arch-*.yaml"))
 
 
 def log_rows(steps: list[ShrinkStep]) -> list[dict[str, Any]]:
@@ -230,6 +232,49 @@ class RNNProxy:
 PROXIES = {"shrink-cnn": ("cnn", CNNProxy), "dag-rnn-lm": ("rnn", RNNProxy)}
 
 
+class ShrinkJob:
+    """The shrink steps as the shared epoch loop's job: one loop epoch is one shrink step. The loop
+    owns the checkpoint (the steps so far and the draw's random state), resume, `stop_after` and
+    search_log.csv; the job ends, finished, when the graph reaches the keep fraction."""
+
+    def __init__(self, job: SearchJob, proxy: Any, shrinker: Shrinker) -> None:
+        self.proxy, self.shrinker = proxy, shrinker
+        self._identity = {"recipe": job.recipe.to_dict(), "seed": job.seed, "dataset": job.dataset,
+                          "ops": proxy.ops}
+
+    def identity(self) -> dict[str, Any]:
+        return self._identity
+
+    def state(self) -> dict[str, Any]:
+        version, internal, gauss = self.shrinker.rng.getstate()
+        return {"rng": [version, list(internal), gauss], "steps": [s.to_dict() for s in self.shrinker.steps]}
+
+    def load_state(self, state: dict[str, Any], path: Path) -> None:
+        require_keys(state, ("rng", "steps"), path)
+        for raw in state["steps"]:
+            candidates = [Candidate(c["removed"], c["score"],
+                                    {k: v for k, v in c.items() if k not in ("removed", "score")})
+                          for c in raw["candidates"]]
+            self.shrinker.steps.append(ShrinkStep(raw["step"], tuple(candidates), raw["removed"], raw["edges"],
+                                                  raw["edge_ratio"]))
+            self.shrinker.edges = raw["edges"]
+        version, internal, gauss = state["rng"]
+        self.shrinker.rng.setstate((version, tuple(internal), gauss))
+
+    def finished(self) -> bool:
+        return self.shrinker.done
+
+    def run_epoch(self, epoch: int, loop: EpochLoop) -> dict[str, Any]:
+        start = time.perf_counter()
+        shrinker = self.shrinker
+        step = shrinker.apply(self.proxy.score(epoch + 1, shrinker.propose(), shrinker))
+        seconds = time.perf_counter() - start
+        print(f"step {step.step}: removed {step.removed}, {len(step.edges)} edges left "
+              f"(stop at {shrinker.threshold}), best score {step.best.score:.4f}, {seconds:.0f} s",
+              file=sys.stderr, flush=True)
+        return {**log_rows([step])[0], "epoch": step.step, "epoch_s": seconds}
+
+
 class AutoShrink(SearchMethod):
     info = INFO
 
@@ -246,25 +291,11 @@ class AutoShrink(SearchMethod):
         proxy = proxy_class(job)
         shrinker = Shrinker(complete_dag(settings.nodes), k=settings.k, keep_fraction=settings.keep_fraction,
                             seed=job.seed)
-        state_path = Path(job.out_dir) / STATE
-        identity = {"recipe": recipe.to_dict(), "seed": job.seed, "dataset": job.dataset, "ops": proxy.ops}
-        elapsed = _resume(shrinker, state_path, identity) if job.resume else 0.0
-        job.out_dir.mkdir(parents=True, exist_ok=True)
-        log_path = Path(job.out_dir) / LOG
-        write_csv_rows_atomic(log_path, log_rows(shrinker.steps), LOG_COLUMNS)  # a fresh start drops an old log
-
-        while not shrinker.done:
-            if job.stop_after is not None and len(shrinker.steps) >= job.stop_after:
-                return StageResult("search", {"steps": len(shrinker.steps)}, stopped_after_epoch=len(shrinker.steps))
-            start = time.perf_counter()
-            step = shrinker.apply(proxy.score(len(shrinker.steps) + 1, shrinker.propose(), shrinker))
-            seconds = time.perf_counter() - start
-            elapsed += seconds
-            _save(shrinker, state_path, identity, elapsed)
-            write_csv_rows_atomic(log_path, log_rows(shrinker.steps), LOG_COLUMNS)
-            print(f"step {step.step}: removed {step.removed}, {len(step.edges)} edges left "
-                  f"(stop at {shrinker.threshold}), best score {step.best.score:.4f}, {seconds:.0f} s",
-                  file=sys.stderr, flush=True)
+        # Every step removes an edge at least, so there are at most this many.
+        loop = EpochLoop(job.out_dir, FILES, seed=job.seed, epochs=shrinker.max_edges - shrinker.threshold,
+                         device=job.device)
+        if not loop.run(ShrinkJob(job, proxy, shrinker), job.resume, job.stop_after):
+            return StageResult("search", loop.stopped(), loop.stopped_after)
 
         chosen = select_step(shrinker.steps, settings.snapshot, settings.snapshot_ratio)
         arch = proxy.arch(chosen.edges)
@@ -275,38 +306,11 @@ class AutoShrink(SearchMethod):
         details = {"search": kind, "steps": [s.to_dict() for s in shrinker.steps], "ops": proxy.ops,
                    "max_edges": shrinker.max_edges, "threshold": shrinker.threshold,
                    "candidates_trained": sum(len(s.candidates) for s in shrinker.steps)}
-        result = SearchResult("autoshrink", base_macs, {"cell": shape}, "cell", elapsed, details,
+        result = SearchResult("autoshrink", base_macs, {"cell": shape}, "cell", loop.elapsed_s, details,
                               {"recipe": recipe.to_dict(), "record": {**proxy.record, **job.record},
                                "run": run_provenance(torch.device(job.device), job.seed)})
         result.write(job.out_dir)
         return result
-
-
-def _save(shrinker: Shrinker, path: Path, identity: dict[str, Any], elapsed: float) -> None:
-    state = shrinker.rng.getstate()
-    write_json_atomic(path, {**identity, "elapsed_s": elapsed, "rng": [state[0], list(state[1]), state[2]],
-                             "steps": [s.to_dict() for s in shrinker.steps]})
-
-
-def _resume(shrinker: Shrinker, path: Path, identity: dict[str, Any]) -> float:
-    """Restore the finished steps of `path` (written by the same search); the time they took."""
-    import json
-
-    if not path.exists():
-        return 0.0
-    state = json.loads(path.read_text())
-    if {k: state.get(k) for k in identity} != json.loads(json.dumps(identity)):
-        raise NasReproError(f"{path} was written by another search (recipe, seed, dataset or ops differ): "
-                            "delete it, or rerun without --resume")
-    for raw in state["steps"]:
-        candidates = [Candidate(c["removed"], c["score"], {k: v for k, v in c.items() if k not in ("removed", "score")})
-                      for c in raw["candidates"]]
-        shrinker.steps.append(ShrinkStep(raw["step"], tuple(candidates), raw["removed"], raw["edges"],
-                                         raw["edge_ratio"]))
-        shrinker.edges = raw["edges"]
-    version, internal, gauss = state["rng"]
-    shrinker.rng.setstate((version, tuple(internal), gauss))
-    return float(state["elapsed_s"])
 
 
 METHOD = AutoShrink()

@@ -7,6 +7,7 @@ from nas_impl.models import (  # noqa: F401  (registers)
     dag_rnn,
     lstm_lm,
     mbconv_chain,
+    memnas_cells,
     mnasnet,
     mobilenet_v1,
     mobilenet_v2,

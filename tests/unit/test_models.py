@@ -36,7 +36,7 @@ def _same_structure(a: nn.Module, b: nn.Module) -> None:
 
 
 def test_registry_contents():
-    assert list_families() == ["dag-rnn-lm", "lstm-lm", "mbconv-chain", "mnasnet", "mobilenet-v1", "mobilenet-v2", "pyramid-tree", "resnet-cifar", "resnet-imagenet", "shrink-cnn", "wrn-cifar"]
+    assert list_families() == ["dag-rnn-lm", "lstm-lm", "mbconv-chain", "memnas-cells", "mnasnet", "mobilenet-v1", "mobilenet-v2", "pyramid-tree", "resnet-cifar", "resnet-imagenet", "shrink-cnn", "wrn-cifar"]
     assert {"resnet20-cifar", "resnet164-cifar", "mobilenetv2-imagenet", "resnet50-imagenet", "proxyless-mobile",
             "proxyless-cifar"} <= set(list_models())
     assert list_models("resnet*-imagenet") == ["resnet18-imagenet", "resnet50-imagenet"]
@@ -210,7 +210,7 @@ def test_mobilenet_v2_default_channel_list_and_cifar_stem():
 @pytest.mark.parametrize("spec, message", [
     ({"family": "resnt-cifar"},
      "unknown family 'resnt-cifar' (did you mean 'resnet-cifar'?) in spec: "
-     "known families: dag-rnn-lm, lstm-lm, mbconv-chain, mnasnet, mobilenet-v1, mobilenet-v2, pyramid-tree, resnet-cifar, resnet-imagenet, shrink-cnn, wrn-cifar"),
+     "known families: dag-rnn-lm, lstm-lm, mbconv-chain, memnas-cells, mnasnet, mobilenet-v1, mobilenet-v2, pyramid-tree, resnet-cifar, resnet-imagenet, shrink-cnn, wrn-cifar"),
     ({"depth": 20}, "missing key 'family' in spec"),
     ({"family": "resnet-cifar", "dpth": 20},
      "unknown key 'dpth' for family 'resnet-cifar' (did you mean 'depth'?) in spec: "

@@ -15,6 +15,9 @@ metrics), converted to the row's unit, and judged:
   order: among the nets of one table measured under the same claim label, a row is reproduced
   when its rank by measured latency equals its rank by the published latency on that kind;
 - a search cost (GPU hours) is reported, never judged: its verdict is "not run", with the reason;
+- a published value that contradicts its own table (the note's `[inconsistent: why]`, e.g. a deeper
+  net of one family listed with less memory) is measured and shown beside ours, with the verdict
+  "published value inconsistent" and the why, not "not reproduced";
 - a row nobody claims, or whose results are missing, is "not run".
 Every tolerance also allows for the rounding of the published figure (PublishedRow.rounding).
 """
@@ -46,8 +49,9 @@ COLUMNS = ["paper", "table", "dataset", "model", "metric", "unit", "published", 
            "n", "delta", "tolerance", "verdict", "reason", "scale", "run_dataset", "experiment", "source", "note",
            "searched"]
 REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
+INCONSISTENT = "published value inconsistent"
 NOT_COMPARABLE, NOT_RUN = "not comparable at this scale", "not run"
-VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_COMPARABLE, NOT_RUN)
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONSISTENT, NOT_COMPARABLE, NOT_RUN)
 
 
 def _latency_on(kind: str):
@@ -160,6 +164,9 @@ def judge(row: PublishedRow, values: list[float], run_dataset: str | None, scale
     mean = statistics.fmean(values)
     out.update(reproduced_mean=mean, n=len(values), delta=mean - row.value,
                reproduced_std=statistics.stdev(values) if len(values) > 1 else math.nan)
+    if row.inconsistency:
+        out["verdict"] = INCONSISTENT
+        return out
     if row.metric in ARCHITECTURE_METRICS:
         relative = rep.search_tolerance if searched else rep.architecture_tolerance
         out["tolerance"] = max(relative * abs(row.value), row.rounding)
@@ -315,6 +322,8 @@ def _compare_row(rep: Replication, row: PublishedRow, experiment: str | None, la
         reason, detail = not_run
     elif judged["verdict"] == NOT_COMPARABLE:
         reason, detail = _not_comparable(row, run_dataset, scale, searched)
+    elif judged["verdict"] == INCONSISTENT:
+        reason, detail = "the published table contradicts itself", ""  # the why is in the note
     else:
         reason, detail = "", ""
     return {

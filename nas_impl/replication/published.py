@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +85,14 @@ class PublishedRow:
     def other_count(self) -> bool:
         """Counted under another convention (e.g. BN included in FLOPs): reported, never judged."""
         return "[other count]" in self.note
+
+    @property
+    def inconsistency(self) -> str | None:
+        """Why the published value contradicts its own table, from the note's `[inconsistent: why]`
+        (e.g. a deeper net of one family listed with less memory): measured and shown, but judged as
+        the source's inconsistency, not as a failed reproduction."""
+        found = re.search(r"\[inconsistent:\s*([^\]]+)\]", self.note)
+        return found.group(1).strip() if found else None
 
 
 def _row_error(path: Path, line: int, problem: str) -> SpecError:

@@ -9,12 +9,13 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from pathlib import Path
 
-from nas_impl.reporting.tables import NOT_COMPARABLE, NOT_REPRODUCED, NOT_RUN, REPRODUCED
+from nas_impl.reporting.tables import INCONSISTENT, NOT_COMPARABLE, NOT_REPRODUCED, NOT_RUN, REPRODUCED
 
 EMPTY = "–"
 VERDICT_CLASSES = {
     REPRODUCED: "v-reproduced",
     NOT_REPRODUCED: "v-not-reproduced",
+    INCONSISTENT: "v-inconsistent",
     NOT_COMPARABLE: "v-not-comparable",
     NOT_RUN: "v-not-run",
 }
@@ -31,6 +32,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .v-reproduced { background: #d6f5d6; color: #135c13; }
 .v-not-reproduced { background: #f8d4d4; color: #8a1414; }
 .v-not-comparable { background: #e4e4e4; color: #444; }
+.v-inconsistent { background: #fbe7c6; color: #6b4a00; }
 .v-not-run { background: #fafafa; color: #999; }
 .counts span { display: inline-block; padding: 0.3em 0.8em; margin-right: 0.5em; border-radius: 4px; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }

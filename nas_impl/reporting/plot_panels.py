@@ -10,7 +10,7 @@ from matplotlib.lines import Line2D
 
 from nas_impl.reporting.metric_kinds import QUALITY_METRICS, axis_label, quality_label
 from nas_impl.reporting.plot_data import MetricSeries, PlotValue, PointKey, method_of
-from nas_impl.reporting.tables import NOT_COMPARABLE
+from nas_impl.reporting.tables import INCONSISTENT, NOT_COMPARABLE
 
 PUBLISHED_STYLE = dict(marker="o", color="tab:blue", markersize=7, linestyle="none")
 REPRODUCED_STYLE = dict(marker="D", color="tab:orange", markersize=6, linestyle="none")
@@ -27,12 +27,16 @@ def _finite(*values: float) -> bool:
     return all(not math.isnan(v) for v in values)
 
 
+# Drawn hollow: ours beside a published value it is not judged against.
+UNJUDGED = (NOT_COMPARABLE, INCONSISTENT)
+
+
 def _reproduced_kind(value: PlotValue) -> str:
-    return "not comparable" if value.verdict == NOT_COMPARABLE else "comparable"
+    return "not comparable" if value.verdict in UNJUDGED else "comparable"
 
 
 def _reproduced_style(value: PlotValue) -> dict:
-    return NOT_COMPARABLE_STYLE if value.verdict == NOT_COMPARABLE else REPRODUCED_STYLE
+    return NOT_COMPARABLE_STYLE if value.verdict in UNJUDGED else REPRODUCED_STYLE
 
 
 def _error(spread: float) -> float | None:
@@ -114,7 +118,7 @@ class QualityVsCostPanel:
             if _finite(*published):
                 ax.plot(*published, linestyle="none", markersize=6, **style)
             if _finite(*reproduced):
-                comparable = pair.quality.verdict != NOT_COMPARABLE
+                comparable = pair.quality.verdict not in UNJUDGED
                 not_comparable |= not comparable
                 ax.errorbar(*reproduced, yerr=_error(pair.quality.spread), xerr=_error(pair.cost.spread), capsize=2,
                             elinewidth=0.8, linestyle="none", markersize=7, markerfacecolor="white",

@@ -13,7 +13,7 @@ from nas_impl.io import atomic_path
 from nas_impl.reporting.metric_kinds import COST_AXES, QUALITY_METRICS, is_accuracy
 from nas_impl.reporting.plot_data import point_labels, series_by_metric
 from nas_impl.reporting.plot_panels import PublishedVsReproducedPanel, QualityVsCostPanel
-from nas_impl.reporting.tables import NOT_COMPARABLE, NOT_RUN, normalize_table
+from nas_impl.reporting.tables import INCONSISTENT, NOT_COMPARABLE, NOT_RUN, normalize_table
 
 Panel = QualityVsCostPanel | PublishedVsReproducedPanel
 
@@ -64,6 +64,11 @@ def _not_comparable_note(rows: pd.DataFrame, scale: str) -> str | None:
     return f"{prefix}{what}{where}, not comparable"
 
 
+def _inconsistent_note(rows: pd.DataFrame) -> str | None:
+    inconsistent = int((rows["verdict"] == INCONSISTENT).sum())
+    return f"{inconsistent} published value(s) inconsistent with their table (hollow)" if inconsistent else None
+
+
 def _not_run_note(rows: pd.DataFrame) -> str | None:
     not_run = int((rows["verdict"] == NOT_RUN).sum())
     if rows.empty or not_run == len(rows):
@@ -76,7 +81,8 @@ def plot_title(rows: pd.DataFrame) -> str:
     heading = " · ".join(part for part in (_joined(rows["paper"]), _joined(rows["table"])) if part)
     if scale:
         heading = f"{heading} ({scale} scale)" if heading else f"{scale} scale"
-    notes = [note for note in (_not_comparable_note(rows, scale), _not_run_note(rows)) if note]
+    notes = [note for note in (_not_comparable_note(rows, scale), _inconsistent_note(rows), _not_run_note(rows))
+             if note]
     return "\n".join([heading or "comparison table", *notes])
 
 

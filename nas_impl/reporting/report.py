@@ -16,7 +16,9 @@ from nas_impl.reporting.html_parts import (
     CSS, EMPTY, VERDICT_CLASSES, cell, embedded_png, format_number, html_table, is_missing, verdict_cell,
 )
 from nas_impl.reporting.scorecard import verdict_counts
-from nas_impl.reporting.tables import NOT_COMPARABLE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS, normalize_table
+from nas_impl.reporting.tables import (
+    INCONSISTENT, NOT_COMPARABLE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS, normalize_table,
+)
 
 PAPER_TABLE_HEADERS = ["dataset", "model", "metric", "unit", "published", "reproduced", "n", "delta",
                        "tolerance", "verdict", "reason", "source", "note"]
@@ -93,6 +95,11 @@ def _paper_summary(paper: str, rows: pd.DataFrame, plots: list[Path]) -> str:
     if not not_reproduced.empty:
         listed = ", ".join(escape(f"{r.model} {r.metric}") for r in not_reproduced.itertuples())
         parts.append(f"<p><b>Not reproduced</b>: {listed}.</p>")
+    inconsistent = rows[rows["verdict"] == INCONSISTENT]
+    if not inconsistent.empty:
+        listed = ", ".join(escape(f"{r.model} {r.metric}") for r in inconsistent.itertuples())
+        parts.append(f"<p><b>Published value inconsistent</b> (measured, not judged; why in each row's note): "
+                     f"{listed}.</p>")
     for verdict in (NOT_COMPARABLE, NOT_RUN):
         reasons = _reasons(rows, verdict)
         if reasons:

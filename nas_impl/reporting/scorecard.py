@@ -24,7 +24,7 @@ def build_scorecard(table_paths: list[Path]) -> pd.DataFrame:
 
 
 def verdict_counts(scorecard: pd.DataFrame) -> dict[str, int]:
-    """Rows per verdict: the four known verdicts always (zero when absent), then any others seen."""
+    """Rows per verdict: the known verdicts always (zero when absent), then any others seen."""
     seen = scorecard["verdict"].value_counts() if "verdict" in scorecard else pd.Series(dtype=int)
     counts = {verdict: int(seen.get(verdict, 0)) for verdict in VERDICTS}
     counts.update({str(verdict): int(n) for verdict, n in seen.items() if verdict not in counts})

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from nas_impl.replication.compare import COLUMNS, NOT_COMPARABLE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS
+from nas_impl.replication.compare import (
+    COLUMNS, INCONSISTENT, NOT_COMPARABLE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS,
+)
 
 TABLE_COLUMNS = tuple(COLUMNS)
 NUMERIC_COLUMNS = ("published", "reproduced_mean", "reproduced_std", "n", "delta", "tolerance")
 
-__all__ = ["NOT_COMPARABLE", "NOT_REPRODUCED", "NOT_RUN", "REPRODUCED", "TABLE_COLUMNS", "VERDICTS",
+__all__ = ["INCONSISTENT", "NOT_COMPARABLE", "NOT_REPRODUCED", "NOT_RUN", "REPRODUCED", "TABLE_COLUMNS", "VERDICTS",
            "normalize_table", "read_table"]
 
 

@@ -159,6 +159,23 @@ def test_each_verdict(tmp_path):
     assert macs.tolerance == pytest.approx(0.4081) and macs.unit == "M"
 
 
+def test_a_published_value_that_contradicts_its_table_is_measured_and_flagged_not_failed(tmp_path):
+    why = "ResNet-110 is listed with less intermediate memory than ResNet-56, whose layers it contains"
+    published = ('t,cifar10,ResNet-20,params,0.20,M,src,"[secondary] [inconsistent: ' + why + ']"\n'
+                 "t,cifar10,ResNet-20,macs,40.81,M,src,\n")
+    rep = load_replication(write_replication(tmp_path, published))
+    assert rep.published[0].inconsistency == why and rep.published[1].inconsistency is None
+    results = tmp_path / "results"
+    write_run(results, 0, top1=92.9, macs=40.813e6, params=0.2703e6, dataset="cifar10")  # 35% above 0.20
+    table = compare_replication(rep, results, "smoke")["t"]
+    params = table[table.metric == "params"].iloc[0]
+    assert params.verdict == "published value inconsistent" and params.reason == "the published table contradicts itself"
+    assert params.reproduced_mean == pytest.approx(0.2703) and why in params.note
+    assert verdicts(table)[("ResNet-20", "macs")] == "reproduced"
+    unmeasured = compare_replication(rep, tmp_path / "nothing", "smoke")["t"]
+    assert set(unmeasured.verdict) == {"not run"}  # nothing measured: nothing to set beside the source
+
+
 def test_a_search_cost_is_reported_not_judged(tmp_path):
     """A published search cost (GPU hours) loads, and is "not run" with its own reason whether an
     experiment claims its model (ResNet-20) or not (ResNet-99), results present or not."""

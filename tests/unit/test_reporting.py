@@ -151,13 +151,15 @@ def test_scorecard_concatenates_sorts_and_counts(tmp_path: Path) -> None:
     assert keys == sorted(keys)
     assert keys[0] == ("autoslim", "table3", "AutoSlim-A", "macs")
     assert verdict_counts(scorecard) == {
-        "reproduced": 6, "not reproduced": 3, "not comparable at this scale": 2, "not run": 2,
+        "reproduced": 6, "not reproduced": 3, "published value inconsistent": 0, "not comparable at this scale": 2,
+        "not run": 2,
     }
 
 
 def test_verdict_counts_has_every_verdict_even_when_absent() -> None:
     counts = verdict_counts(normalize_table(not_run_table()))
-    assert counts == {"reproduced": 0, "not reproduced": 0, "not comparable at this scale": 0, "not run": 3}
+    assert counts == {"reproduced": 0, "not reproduced": 0, "published value inconsistent": 0,
+                      "not comparable at this scale": 0, "not run": 3}
 
 
 def test_model_names_are_read_verbatim(tmp_path: Path) -> None:
@@ -309,3 +311,22 @@ def test_report_without_benchmarks_or_runs(tmp_path: Path) -> None:
 )
 def test_numbers_are_formatted_as_a_paper_prints_them(value: float, signed: bool, text: str) -> None:
     assert format_number(value, signed=signed) == text
+
+
+def test_an_inconsistent_published_value_is_counted_listed_coloured_and_drawn_hollow(tmp_path: Path) -> None:
+    rows = [claim("ResNet-110", "memory_mb", 9.9, 7.2, n=1, unit="M", verdict="published value inconsistent",
+                  note="[inconsistent: less memory than ResNet-56]"),
+            claim("ResNet-56", "memory_mb", 6.7, 3.8, n=1, unit="M", verdict="not reproduced")]
+    path = tmp_path / "memnas" / "tables" / "cifar10.csv"
+    path.parent.mkdir(parents=True)
+    frame(rows).assign(paper="memnas", table="cifar10").to_csv(path, index=False)
+    table = read_table(path)
+    assert "1 published value(s) inconsistent" in plot_title(table)
+    scorecard = build_scorecard([path])
+    assert verdict_counts(scorecard)["published value inconsistent"] == 1
+    out = tmp_path / "report.html"
+    write_report(tmp_path, out, scorecard=scorecard, plots=[], benchmarks_dir=None)
+    html = out.read_text(encoding="utf-8")
+    assert '<td class="v-inconsistent">published value inconsistent</td>' in html
+    assert "<b>Published value inconsistent</b>" in html and "ResNet-110 memory_mb" in html
+    assert "Not reproduced</b>: ResNet-56 memory_mb." in html  # the other row keeps its own verdict

@@ -14,7 +14,8 @@ metrics), converted to the row's unit, and judged:
   devices, ProxylessNAS Table 3) is measured where the run is (`latency.json`) and judged as an
   order: among the nets of one table measured under the same claim label, a row is reproduced
   when its rank by measured latency equals its rank by the published latency on that kind;
-- a search cost (GPU hours) is reported, never judged: its verdict is "not run", with the reason;
+- a search cost (GPU hours), and the other numbers of REPORTED_METRICS (e.g. MemNAS's memory savings
+  relative to its own unreleased net), are reported, never judged: their verdict is "not run", with the reason;
 - a published value that contradicts its own table (the note's `[inconsistent: why]`, e.g. a deeper
   net of one family listed with less memory) is measured and shown beside ours, with the verdict
   "published value inconsistent" and the why, not "not reproduced";
@@ -77,6 +78,9 @@ READERS = {
     "params_no_norm": ("arch_metrics.json", lambda r: r["params_no_norm"]),
     "peak_activation_mb": ("arch_metrics.json", lambda r: r["peak_activation_bytes"]),
     "memory_mb": ("arch_metrics.json", lambda r: r["total_memory_bytes"]),
+    # MemNAS's "Params Memory": #params x 4 B, counted as its sources count (TF-slim style, and the code's
+    # cal_weight: no BN), i.e. params_no_norm in fp32
+    "params_memory_mb": ("arch_metrics.json", lambda r: 4 * r["params_no_norm"]),
     "latency_ms": ("arch_metrics.json", lambda r: r["latency"]["median_ms"]),
     **{metric: ("latency.json", _latency_on(kind)) for metric, kind in LATENCY_ON.items()},
     # relative to the baseline experiment's result of the same seed (`base`)

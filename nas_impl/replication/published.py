@@ -20,7 +20,10 @@ UNITS = {"%": 1.0, "count": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "MB": 1e6, "ms": 
 # them), and relative to the unpruned baseline (points lost).
 ABSOLUTE_ACCURACY_METRICS = ("top1", "top1_err", "top5", "top5_err")
 ACCURACY_METRICS = {*ABSOLUTE_ACCURACY_METRICS, "acc_drop", "top5_drop"}
-ARCHITECTURE_METRICS = {"macs", "params", "params_no_norm", "peak_activation_mb", "memory_mb", "macs_reduction"}
+# memory_mb: parameters + the peak of live feature maps (MemNAS's total memory); params_memory_mb: the
+# parameters alone without BN, #params x 4 bytes (MemNAS's "Params Memory" column); both in MB = 1e6 bytes.
+ARCHITECTURE_METRICS = {"macs", "params", "params_no_norm", "peak_activation_mb", "memory_mb", "params_memory_mb",
+                        "macs_reduction"}
 # Metrics relative to the experiment's unpruned `baseline` experiment (same seed):
 # acc_drop / top5_drop = baseline top-1 / top-5 minus this top-1 / top-5 (points);
 # macs_reduction = 100 * (1 - MACs / baseline MACs).
@@ -31,7 +34,8 @@ RELATIVE_QUALITY_METRICS = {"ppl", "valid_ppl"}  # test and validation perplexit
 QUALITY_METRICS = ACCURACY_METRICS | RELATIVE_QUALITY_METRICS
 # Numbers a paper reports that the suite records but never judges, each with why: a search's cost
 # in GPU hours (the suite's own search time is in search.json, on other hardware and at other
-# scales), and an abstract's "up to N% fewer" claims against baselines it does not name.
+# scales), an abstract's "up to N% fewer" claims against baselines it does not name, and a table's
+# memory savings relative to the paper's own searched net (MemNAS), whose architecture is not released.
 REPORTED_METRICS = {
     "search_gpu_h": ("a search cost is reported, not judged",
                      "the suite records its own search time (wall_time_s) in search.json"),
@@ -39,6 +43,9 @@ REPORTED_METRICS = {
                                "the source does not say which networks the reduction is measured against"),
     "macs_reduction_claim": ("a claim against unnamed baselines is reported, not judged",
                              "the source does not say which networks the reduction is measured against"),
+    "memory_savings": ("a saving relative to a net the suite cannot build is reported, not judged",
+                       "the saving is (this net's memory - the MemNAS net's) / this net's, against a MemNAS net "
+                       "whose architecture is not released; this net's own memory is judged in its memory_mb row"),
 }
 # Latency on a kind of device (torch device type; "mobile" is never one the suite runs on), for a
 # table that compares nets across devices (ProxylessNAS Table 3). Absolute milliseconds depend on
@@ -48,8 +55,9 @@ LATENCY_METRICS = {"latency_ms", *LATENCY_ON}
 METRICS = QUALITY_METRICS | ARCHITECTURE_METRICS | set(REPORTED_METRICS) | LATENCY_METRICS
 UNITS_OF = {**{m: {"%"} for m in ACCURACY_METRICS}, "macs": {"K", "M", "G", "count"}, "params": {"K", "M", "count"},
             "params_no_norm": {"K", "M", "count"}, "peak_activation_mb": {"MB"}, "memory_mb": {"MB"},
+            "params_memory_mb": {"MB"},
             **{m: {"ms"} for m in LATENCY_METRICS}, "ppl": {"count"}, "valid_ppl": {"count"}, "macs_reduction": {"%"}, "search_gpu_h": {"h"},
-            "params_reduction_claim": {"%"}, "macs_reduction_claim": {"%"}}
+            "params_reduction_claim": {"%"}, "macs_reduction_claim": {"%"}, "memory_savings": {"%"}}
 
 
 @dataclass(frozen=True)

@@ -226,8 +226,8 @@ def test_replications_are_the_folders_with_a_manifest(tmp_path):
     (tmp_path / "notes").mkdir()  # no manifest: not a replication
     assert plan.discover_replications(tmp_path) == ["autoslim", "newpaper", "tas"]
     repo = Path(__file__).resolve().parents[2]
-    assert plan.discover_replications(repo / "replications") == ["autoshrink", "autoslim", "baselines", "proxylessnas",
-                                                                         "tas"]
+    assert plan.discover_replications(repo / "replications") == ["autoshrink", "autoslim", "baselines", "memnas",
+                                                                         "proxylessnas", "tas"]
 
 
 def test_search_method_names_and_keys_come_from_the_method_registry():

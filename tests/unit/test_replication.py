@@ -176,6 +176,43 @@ def test_a_published_value_that_contradicts_its_table_is_measured_and_flagged_no
     assert set(unmeasured.verdict) == {"not run"}  # nothing measured: nothing to set beside the source
 
 
+def test_memnas_rows_flag_the_tables_contradictions_read_params_memory_and_report_savings(tmp_path):
+    """MemNAS's README tables (memnas.md §1): the rows that contradict their own table (§5.4, §6 #11)
+    carry `[inconsistent: ...]`; params memory is the parameters without BN x 4 B in MB (1e6); savings, relative to MemNAS
+    nets the suite cannot build, are reported, never judged."""
+    rep = load_replication(ROOT / "replications/memnas")
+    assert rep.tables == ["cifar10", "imagenet"]
+    flagged = {(row.table, row.model, row.metric) for row in rep.published if row.inconsistency}
+    section_5_4 = {
+        ("cifar10", "ResNet-110", "memory_mb"), ("cifar10", "ResNet-56", "memory_mb"),
+        ("cifar10", "ResNet-110", "memory_savings"), ("cifar10", "ResNet-56", "memory_savings"),
+        ("cifar10", "MobileNet-V2", "params_memory_mb"),
+        ("imagenet", "MobileNet V2 (1.3x)", "memory_mb"), ("imagenet", "MobileNet V2 (1.0x)", "memory_mb"),
+        ("imagenet", "ShuffleNet V2 (2.0x)", "memory_mb"), ("imagenet", "ShuffleNet V2 (1.5x)", "memory_mb"),
+        ("imagenet", "MobileNet V2 (1.4x)", "params_memory_mb"), ("imagenet", "ShuffleNet V2 (2.0x)", "params_memory_mb"),
+        ("imagenet", "FBNet-C", "params_memory_mb"),
+    }
+    assert section_5_4 <= flagged
+    assert flagged - section_5_4 == {("imagenet", "FBNet-B", "memory_savings")}  # found by the suite
+    # One MobileNetV2 1.0x, measured: torchvision's 3,504,872 params, 3,470,760 without BN (TF-slim's 3.47M).
+    run = tmp_path / "results" / "MobileNetV2-1.0x" / "seed0"
+    run.mkdir(parents=True)
+    (run / "arch_metrics.json").write_text(json.dumps({"params": 3504872, "params_no_norm": 3470760,
+                                                       "param_bytes": 3504872 * 4,
+                                                       "total_memory_bytes": 20040608}))
+    table = compare_replication(rep, tmp_path / "results", "smoke")["imagenet"]
+    mbv2 = table[table.model == "MobileNet V2 (1.0x)"].set_index("metric")
+    assert mbv2.loc["params_memory_mb", "reproduced_mean"] == pytest.approx(13.88304)
+    assert mbv2.loc["params_memory_mb", "verdict"] == "reproduced"  # published 13.9, within 1%
+    assert mbv2.loc["memory_mb", "verdict"] == "published value inconsistent"  # the 1.3x vs 1.0x totals
+    assert mbv2.loc["top1", "verdict"] == "not run"  # measured, not trained, at smoke scale
+    savings = pd.concat(compare_replication(rep, tmp_path / "results", "paper").values()).query(
+        "metric == 'memory_savings'")
+    assert len(savings) == 28 and set(savings.verdict) == {"not run"}  # 8 CIFAR-10 + 20 ImageNet rows
+    assert set(savings.reason) == {"a saving relative to a net the suite cannot build is reported, not judged"}
+    assert savings.reproduced_mean.isna().all()
+
+
 def test_a_search_cost_is_reported_not_judged(tmp_path):
     """A published search cost (GPU hours) loads, and is "not run" with its own reason whether an
     experiment claims its model (ResNet-20) or not (ResNet-99), results present or not."""

@@ -23,13 +23,13 @@ TAS = ["papers=[tas]", "experiments=[searched-C010-ResNet20-kd]"]  # a teacher, 
 ERRORS = {
     "seeds-not-integer": (["seeds=[x]"], "seeds", "e.g. --config seeds='[0, 1]'"),
     "experiment-unknown": (["experiments=[resnet20-cifar1O]"], "experiments",
-                           "is not an experiment of the selected papers (autoshrink, autoslim, baselines, proxylessnas, tas) "
+                           "is not an experiment of the selected papers (autoshrink, autoslim, baselines, memnas, proxylessnas, tas) "
                            "(did you mean 'resnet20-cifar10'"),
     "experiment-other-scale": (["papers=[baselines]", "experiments=[resnet20-cifar100]"], "experiments",
                                "does not run at scale smoke (only at paper)"),
     "override-typo": (["recipe_overrides={epoch: 1}", *BASELINE], "recipe_overrides",
                       "unknown recipe key 'epoch' (did you mean 'epochs'?)"),
-    "paper-unknown": (["papers=[nope]"], "papers", "implemented: autoshrink, autoslim, baselines, proxylessnas, tas"),
+    "paper-unknown": (["papers=[nope]"], "papers", "implemented: autoshrink, autoslim, baselines, memnas, proxylessnas, tas"),
     "scale-unknown": (["scale=huge"], "scale", "'huge' is not one of ['smoke', 'reduced', 'paper']"),
     "key-unknown": (["scal=smoke"], "scal", "did you mean 'scale'"),
     "threads-zero": (["threads=0"], "threads", "less than the minimum of 1"),

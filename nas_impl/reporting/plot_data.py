@@ -92,14 +92,24 @@ def point_labels(rows: pd.DataFrame) -> dict[PointKey, str]:
 
 
 _SIZE_TOKEN = re.compile(r"^\d+(\.\d+)?[KMG]?x?$")  # "207M", "1.0x": a size, not a method
+_VARIANT = re.compile(r"\s*\([^)]*\)\s*$")  # a trailing "(1.4x)", "(λ=0.5)", "(DM=1)": a variant of the method
+_VERSION_TOKEN = re.compile(r"^[Vv]\d+$")  # "V2" belongs to the name before it ("MobileNet V2")
 
 
 def method_of(model: str) -> str:
     """The method a model row belongs to, for one colour and marker per method in a plot:
     "ResNet-20 TAS [searched, KD]" -> "TAS [searched, KD]" (network, then method),
     "AutoSlim-MobileNetV2 207M" -> "AutoSlim-MobileNetV2" (method, then size), "MobileNetV2 1.0x"
-    and "ResNet-50" -> themselves less the size (an unpruned network is its own method)."""
+    and "ResNet-50" -> themselves less the size (an unpruned network is its own method);
+    "MemNAS (λ=0.5)" -> "MemNAS" and "MobileNet V2 (1.4x)" -> "MobileNet V2" (variants in brackets)."""
     name, bracket, label = model.partition(" [")
-    tokens = [t for t in name.split() if not _SIZE_TOKEN.match(t)] or name.split()[:1]
+    name = _VARIANT.sub("", name) or name
+    tokens: list[str] = []
+    for token in name.split():
+        if _VERSION_TOKEN.match(token) and tokens:
+            tokens[-1] = f"{tokens[-1]} {token}"
+        else:
+            tokens.append(token)
+    tokens = [t for t in tokens if not _SIZE_TOKEN.match(t)] or tokens[:1]
     method = " ".join(tokens[1:]) if len(tokens) > 1 else " ".join(tokens)
     return f"{method} [{label}" if bracket else method

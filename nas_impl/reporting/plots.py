@@ -40,12 +40,21 @@ def plan_panels(rows: pd.DataFrame) -> list[Panel]:
             panel = QualityVsCostPanel(quality, series[cost_metric], labels)
             if panel.has_points():
                 panels.append(panel)
-                shown |= {quality.metric, cost_metric}
+                shown.add(quality.metric)
+                cost = series[cost_metric]
+                if _has_reproduced_pair(quality, cost) or all(math.isnan(v.reproduced) for v in cost.values.values()):
+                    shown.add(cost_metric)  # else (measured, accuracy not trained yet) it gets its own panel too
     for metric, metric_series in series.items():
         panel = PublishedVsReproducedPanel(metric_series, labels)
         if metric not in shown and panel.has_points():
             panels.append(panel)
     return panels
+
+
+def _has_reproduced_pair(quality, cost) -> bool:
+    """Whether some model has both a reproduced quality and a reproduced cost to draw."""
+    return any(not math.isnan(value.reproduced) and (other := quality.lookup(key)) is not None
+               and not math.isnan(other.reproduced) for key, value in cost.values.items())
 
 
 def _joined(values: pd.Series) -> str:

@@ -285,6 +285,9 @@ def test_each_method_gets_its_own_colour_and_marker() -> None:
     assert method_of("ResNet-20 TAS [searched, KD]") == "TAS [searched, KD]"
     assert method_of("AutoSlim-MobileNetV2 207M") == "AutoSlim-MobileNetV2"
     assert method_of("MobileNetV2 1.0x") == "MobileNetV2" and method_of("ResNet-56") == "ResNet-56"
+    assert method_of("MemNAS (λ=0.5)") == method_of("MemNAS (λ=0.8)") == "MemNAS"
+    assert method_of("MobileNet V2 (1.4x)") == "MobileNet V2" and method_of("ShuffleNet V2 (2.0x)") == "ShuffleNet V2"
+    assert method_of("MnasNet (DM=0.75)") == "MnasNet" and method_of("MemNAS-A") == "MemNAS-A"
     table = frame([claim(model, metric, value, unit=unit)
                    for model in ("ResNet-20 TAS", "ResNet-32 TAS", "ResNet-20 LCCL", "ResNet-20 SFP")
                    for metric, value, unit in (("top1", 91.0, "%"), ("macs", 40.0, "M"))])
@@ -330,3 +333,13 @@ def test_an_inconsistent_published_value_is_counted_listed_coloured_and_drawn_ho
     assert '<td class="v-inconsistent">published value inconsistent</td>' in html
     assert "<b>Published value inconsistent</b>" in html and "ResNet-110 memory_mb" in html
     assert "Not reproduced</b>: ResNet-56 memory_mb." in html  # the other row keeps its own verdict
+
+
+def test_a_measured_cost_beside_an_untrained_accuracy_gets_its_own_panel() -> None:
+    measured = frame([claim("ResNet-56", "top1", 93.0), claim("ResNet-56", "memory_mb", 6.7, 3.6, n=1, unit="MB",
+                                                              verdict="not reproduced"),
+                      claim("ResNet-56", "latency_ms", 70.0, unit="ms")])
+    kinds = [(type(p).__name__, getattr(p, "series", None) and p.series.metric) for p in
+             plan_panels(normalize_table(measured))]
+    assert ("PublishedVsReproducedPanel", "memory_mb") in kinds  # its reproduced value is drawn somewhere
+    assert ("PublishedVsReproducedPanel", "latency_ms") not in kinds  # published only: the scatter shows it

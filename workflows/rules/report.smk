@@ -47,9 +47,9 @@ rule latency_targets:
     output:
         f"{RESULTS}/{{paper}}/latency_targets.csv",
     log:
-        f"{RESULTS}/logs/{{paper}}/latency_targets.log",
+        f"{RESULTS}/logs/{{paper}}/latency_targets/latency_targets.log",
     benchmark:
-        f"{RESULTS}/benchmarks/{{paper}}/latency_targets.tsv"
+        f"{RESULTS}/benchmarks/{{paper}}/latency_targets/latency_targets.tsv"
     params:
         replication=replication_dir,
         experiments=lambda wildcards: " ".join(PLAN.latency_targeted_experiments(wildcards.paper)),

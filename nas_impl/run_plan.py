@@ -142,11 +142,15 @@ class RunPlan:
     def timed_experiments(self, paper: str) -> list[str]:
         """Experiments whose latency is measured where the run is (the `measure_latency` rule): those
         claiming a latency on a kind of device (ProxylessNAS Table 3) and the latency-targeted ones."""
+        timed = set(self.latency_claiming_experiments(paper)) | set(self.latency_targeted_experiments(paper))
+        return [e for e in self.experiments(paper) if e in timed]
+
+    def latency_claiming_experiments(self, paper: str) -> list[str]:
+        """Experiments claiming a latency on a kind of device (ProxylessNAS Table 3): what compare reads."""
         rep = self.replications[paper]
         timed = {(row.table, row.model) for row in rep.published if row.metric in LATENCY_ON}
-        targeted = set(self.latency_targeted_experiments(paper))
         return [e for e in self.experiments(paper)
-                if e in targeted or any((claim.table, claim.model) in timed for claim in rep.experiments[e].claims)]
+                if any((claim.table, claim.model) in timed for claim in rep.experiments[e].claims)]
 
     def latency_targeted_experiments(self, paper: str) -> list[str]:
         """Searched experiments whose search aims at a latency (its method's `latency_target`)."""
@@ -165,7 +169,7 @@ class RunPlan:
                 if self.latency_targeted_experiments(paper)]
 
     def compare_inputs(self, paper: str) -> list[str]:
-        latency = [f"{self.run_dir(paper, e, s)}/latency.json" for e in self.timed_experiments(paper)
+        latency = [f"{self.run_dir(paper, e, s)}/latency.json" for e in self.latency_claiming_experiments(paper)
                    for s in self.seeds(paper)]
         return self.run_files(paper, "eval.json") + self.run_files(paper, "arch_metrics.json") + latency
 

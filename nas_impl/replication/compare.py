@@ -90,7 +90,8 @@ READERS = {
 }
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_result_json(path: Path) -> dict[str, Any]:
+    """A result file a rule wrote (eval.json, search.json, ...), or one error naming it and the fix."""
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
@@ -112,9 +113,9 @@ def seed_values(row: PublishedRow, run_dir: Path, seeds: list[int],
         base_path = baseline_dir / f"seed{seed}" / filename if baseline_dir is not None else None
         if not path.is_file() or (row.metric in RELATIVE_METRICS and not base_path.is_file()):
             continue
-        result = _read_json(path)
+        result = read_result_json(path)
         try:
-            value = read(result, _read_json(base_path)) if row.metric in RELATIVE_METRICS else read(result)
+            value = read(result, read_result_json(base_path)) if row.metric in RELATIVE_METRICS else read(result)
             values.append(value / UNITS[row.unit])
         except KeyError:
             continue  # e.g. no latency measured for this run
@@ -130,7 +131,7 @@ def search_band(search_dir: Path, target: str | None, seeds: list[int]) -> tuple
         path = search_dir / f"seed{seed}" / "search.json"
         if not path.is_file():
             continue
-        found = _read_json(path)
+        found = read_result_json(path)
         band = found.get("targets", {}).get(target or found.get("selected"), {}).get("details", {}).get("target_band")
         if band is None:
             return None
@@ -148,7 +149,7 @@ def band_in_row_units(row: PublishedRow, band: tuple[float, float] | None, basel
     if row.metric == "macs_reduction":
         return 100.0 * (1.0 - high), 100.0 * (1.0 - low)
     paths = [baseline_dir / f"seed{seed}" / "arch_metrics.json" for seed in seeds] if baseline_dir else []
-    base = [_read_json(p)["macs"] for p in paths if p.is_file()]
+    base = [read_result_json(p)["macs"] for p in paths if p.is_file()]
     if not base:
         return None
     macs = statistics.fmean(base) / UNITS[row.unit]
@@ -273,7 +274,7 @@ def measured_search_cost(search_dir: Path, seeds: list[int], scale: str) -> str:
     for seed in seeds:
         path = search_dir / f"seed{seed}" / "search.json"
         if path.is_file():
-            found = _read_json(path)
+            found = read_result_json(path)
             run = found.get("run", {})
             device = run.get("device_name") or run.get("device", "?")
             threads = f", {run['threads']} threads" if run.get("threads") else ""

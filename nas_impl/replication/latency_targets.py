@@ -20,14 +20,13 @@ device than the net (a user-supplied file, another thread count) is flagged in t
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from nas_impl.errors import NasReproError
+from nas_impl.replication.compare import read_result_json
 from nas_impl.replication.manifest import Replication
 
 COLUMNS = ["paper", "experiment", "search", "seed", "target_ms", "predicted_ms", "measured_ms", "prediction_error_pct",
@@ -36,12 +35,7 @@ TABLE_SUMMARY = "latency.json"  # the search's `latency` stage: where its lookup
 
 
 def _read(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise NasReproError(f"{path} is not valid JSON ({err}); delete it and rerun the rule that writes it") from None
+    return read_result_json(path) if path.is_file() else None
 
 
 def _percent(value: float, reference: float) -> float:

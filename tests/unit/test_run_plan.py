@@ -85,6 +85,9 @@ def test_the_nets_of_a_latency_order_and_the_latency_searched_nets_are_timed():
     assert plan().latency_target_tables() == ["results/smoke/proxylessnas/latency_targets.csv"]
     assert plan(experiments=["proxyless_gpu"]).latency_target_tables() == []  # no searched net in the run
     assert all(plan().latency_targeted_experiments(p) == [] for p in ("baselines", "tas", "autoslim"))
+    compared = plan().compare_inputs("proxylessnas")  # compare reads the latency of Table 3's nets only
+    assert "results/smoke/proxylessnas/proxyless_cpu/seed0/latency.json" in compared
+    assert "results/smoke/proxylessnas/Proxyless-smoke/seed0/latency.json" not in compared
     assert all(plan().timed_experiments(p) == [] for p in ("baselines", "tas", "autoslim"))
     inputs = plan().compare_inputs("proxylessnas")
     assert "results/smoke/proxylessnas/proxyless_cpu/seed0/latency.json" in inputs

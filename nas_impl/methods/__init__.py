@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 # The registry, the one list of method names: name -> package, imported on first use.
 _PACKAGES = {"autoshrink": "nas_impl.methods.autoshrink", "autoslim": "nas_impl.methods.autoslim",
-             "proxylessnas": "nas_impl.methods.proxylessnas",
+             "memnas": "nas_impl.methods.memnas", "proxylessnas": "nas_impl.methods.proxylessnas",
              "tas": "nas_impl.methods.tas"}
 
 

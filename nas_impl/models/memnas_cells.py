@@ -8,7 +8,8 @@ and `utils/generate_uni.py` at 68b327d (the encoding, `Network.output_channel`, 
 Network (every generated file): 5 blocks, then MaxPool2d(2), flatten, Linear (with bias) to
 `num_classes`. Blocks 2 and 4 (1-based) halve the resolution, 32 -> 16 -> 8, and the pool takes
 it to 4, so the classifier reads (block 5 output channels) x 4 x 4 (the files hard-code that
-view, so the head fits 32x32 inputs only). The stem conv the files define (3 -> w, 3x3) is never
+view; the suite's pool is adaptive to a 4x4 output, the same 2x2 pool at 32 px, so that 28-px
+images also fit). The stem conv the files define (3 -> w, 3x3) is never
 called in `forward`; the suite leaves it out (it holds 27w + w parameters, 896 at w = 32).
 
 A block is a chain of cells writing to *locations*: location 14 holds the block input (the image
@@ -380,8 +381,10 @@ class MemNASCells(SpecModel):
             blocks.append(MemNASBlock(cells, cin, width, 2 if b in STRIDED_BLOCKS else 1))
             cin = blocks[-1].out_channels
         self.blocks = nn.Sequential(*blocks)
-        self.pool = nn.MaxPool2d(2)
         final = CIFAR_SIZE // 2 ** (len(STRIDED_BLOCKS) + 1)
+        # The official 2x2 max pool, 8x8 -> 4x4 at 32 px; adaptive, so that other sizes (28-px
+        # Fashion-MNIST at smoke scale) reach the same 4x4 head (at 32 px it is the same pooling).
+        self.pool = nn.AdaptiveMaxPool2d(final)
         self.classifier = nn.Linear(cin * final * final, spec.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,12 @@
-"""A MemNAS round's candidates from the previous round's best network, as the official generator
-makes them (`Network.gen_big`, `remove`, `remove_fin` in utils/generate_uni.py of MemNAS/MemNAS at
+"""A MemNAS round's candidates: round 0's one-cell networks, then, from the previous round's best
+network, the grown and trimmed ones, as the official generator makes them (`Network.gen_big`, `remove`, `remove_fin` in utils/generate_uni.py of MemNAS/MemNAS at
 68b327d; ../shared/reference/memnas.md §3.3), on `memnas-cells` specs:
 
+- `initial`: round 0, the 98 networks of models/networks/round0/net1..98.py (HEAD ce414e4): one cell
+  in every block, both ops on the block input, written at location 13, for op 1 x op 2 x combine
+  (add, cat), numbered in that loop order (net n = 14 op1 + 2 op2 + combine + 1: net53 is fac7 +
+  sep3, add). The committed `_gen_initial_networks` loops over `self.link = 1` combine only; the
+  98 files show the generator that made them also built `cat` (memnas.md §2).
 - `grow`: one new cell appended to *every* block, for every op 1 x op 2 (the 7 ops) x input 1 x
   input 2, inputs among block 1's locations (the block input, 14, then each cell's output in cell
   order), combine `add` only (the code's `self.link = 1`), written at the location after block 1's
@@ -24,7 +29,7 @@ import copy
 import dataclasses
 from typing import Any
 
-from nas_impl.models.memnas_cells import BLOCK_INPUT, OPS, TRIMMED, Cell, format_cell, parse_cell
+from nas_impl.models.memnas_cells import BLOCK_INPUT, COMBINES, OPS, TRIMMED, Cell, format_cell, parse_cell
 
 
 def _cells(spec: dict[str, Any]) -> list[list[Cell]]:
@@ -35,6 +40,12 @@ def _with_blocks(spec: dict[str, Any], blocks: list[list[Cell]]) -> dict[str, An
     out = copy.deepcopy(spec)
     out["blocks"] = [[format_cell(cell) for cell in block] for block in blocks]
     return out
+
+
+def initial(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    out = BLOCK_INPUT - 1
+    return [_with_blocks(spec, [[Cell(BLOCK_INPUT, op1, BLOCK_INPUT, op2, combine, out)]] * len(spec["blocks"]))
+            for op1 in OPS for op2 in OPS for combine in COMBINES]
 
 
 def grow(spec: dict[str, Any]) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ export MALLOC_TOP_PAD_ := 1073741824
 # Real-data tests and validation runs read ../shared/data (CIFAR-10 copy, Penn Treebank).
 export NASREPRO_SHARED ?= $(abspath ../shared)
 
-.PHONY: run test bench lint validate validate-tas validate-autoslim validate-proxylessnas validate-autoshrink regress reference screenshot venv data lock clean
+.PHONY: run test bench lint validate validate-tas validate-autoslim validate-proxylessnas validate-autoshrink validate-memnas regress reference screenshot venv data lock clean
 
 run: venv data
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default
@@ -81,6 +81,16 @@ validate-autoshrink: venv
 	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default --config $(VALIDATE_AUTOSHRINK_CONFIG) \
 	  $(if $(EXPERIMENTS),experiments='$(EXPERIMENTS)')
 	@echo "Validation results: results/reduced/autoshrink/ (ShrinkRNN/seed0/, LSTM-medium/seed0/, ShrinkRNN-PTB/seed0/: train_log.csv, metrics.json, eval.json; search/*/seed0/search_log.csv)"
+
+# MemNAS's grow-and-trim search on the CIFAR-10 copy at width 16: 16 of round 0's one-cell nets, then 2 rounds
+# whose controller-ranked top 4 and 4 random audit candidates are trained (3 epochs on 8,000 images each, scored
+# on 2,000 held-out ones), and the last round's best retrained 5 epochs on 10,000 images. About 40 minutes on
+# 2 CPU cores.
+VALIDATE_MEMNAS_CONFIG := scale=reduced papers='[memnas]' experiments='[MemNAS-C10]' data_root=$(NASREPRO_SHARED)/data \
+  dataset_substitutes='{cifar10: cifar10-jpg}' device=cpu threads=$(CORES)
+validate-memnas: venv
+	$(VENV)/bin/snakemake --cores $(CORES) --workflow-profile workflows/profiles/default --config $(VALIDATE_MEMNAS_CONFIG)
+	@echo "Validation results: results/reduced/memnas/ (search/memnas-C10/seed0/search_log.csv, search.json; MemNAS-C10/seed0/eval.json)"
 
 regress: venv
 	$(VENV)/bin/snakemake regress --cores $(CORES) --workflow-profile workflows/profiles/default

@@ -22,6 +22,7 @@ BASE = {"family": "resnet-cifar", "depth": 8, "shortcut": "B"}
 BASE_OF = {"autoshrink": {"family": "shrink-cnn", "stem": "cifar", "stem_channels": 8, "nodes": 3,
                           "edges": [[0, 1], [1, 2]], "ops": ["conv1x1", "sep3x3"], "cells": [1, 1], "filters": [4, 8],
                           "pool": [1, 2], "head_channels": None},
+           "memnas": {"family": "memnas-cells", "width": 4},
            "proxylessnas": {"family": "mbconv-chain", "stem": "cifar", "first_conv": 8,
                             "blocks": ["e1_k3_c8_s1", "e6_k3_c8_s1", "e6_k3_c16_s2"], "feature_mix": 32}}
 TRAINING = {"epochs": 1, "batch_size": 32, "lr": 0.05, "train_subset": 160, "augment": {"crop_padding": 2, "flip": True}}
@@ -31,6 +32,7 @@ TINY = {
     "tas": {"target_ratio": 0.6},
     "autoslim": {"targets": ["0.5x", "0.3x"], "divisions": 4, "width_min": 0.25, "slim_images": 32,
                  "slim_batch_size": 16, "calibration_batches": 1},
+    "memnas": {"round0": 2, "rounds": 1, "k": 2, "controller_from": 1, "controller_epochs": 5, "valid_size": 32},
     "proxylessnas": {"supernet_warmup_epochs": 0, "arch_skip_epochs": 0, "valid_size": 32, "kernels": [3, 5],
                      "expands": [3], "latency_repeats": 2, "latency_warmup": 0},
 }

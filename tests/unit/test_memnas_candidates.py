@@ -7,13 +7,23 @@ import itertools
 
 import torch
 
-from nas_impl.methods.memnas.candidates import grow, round_candidates, trim_edges, trim_ops
+from nas_impl.methods.memnas.candidates import grow, initial, round_candidates, trim_edges, trim_ops
 from nas_impl.models import build_model
 
 OFFICIAL_OPS = ["avg3", "max3", "dil3", "fac7", "sep5", "sep3", "conv3"]  # op vector index 0-6
 NET53 = {"family": "memnas-cells", "width": 4, "num_classes": 10,
          "blocks": [["in14:fac7 + in14:sep3 -> add @13"]] * 5}
 TWO_CELLS = {**NET53, "blocks": [["in14:fac7 + in14:sep3 -> add @13", "in13:conv3 + in14:none -> add @12"]] * 5}
+
+
+def test_round_zero_is_the_98_official_one_cell_nets_in_file_order():
+    nets = initial(TWO_CELLS)
+    expected = [f"in14:{x} + in14:{y} -> {c} @13"  # net n = 14 op1 + 2 op2 + combine + 1 (round0/net*.py)
+                for x, y, c in itertools.product(OFFICIAL_OPS, OFFICIAL_OPS, ["add", "cat"])]
+    assert [spec["blocks"] for spec in nets] == [[[cell]] * 5 for cell in expected]
+    assert nets[52]["blocks"] == NET53["blocks"]  # net53: fac7 + sep3, added (round 0's best)
+    assert nets[53]["blocks"][0] == ["in14:fac7 + in14:sep3 -> cat @13"]  # net54 concatenates
+    assert all(spec["width"] == 4 for spec in nets)
 
 
 def test_grow_appends_one_cell_to_every_block_over_ops_and_block_ones_locations():

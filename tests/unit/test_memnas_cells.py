@@ -299,3 +299,35 @@ def test_bad_specs(spec, message):
     with pytest.raises(SpecError) as err:
         build_model(spec)
     assert message in str(err.value)
+
+
+def test_memory_of_a_cell_graph_is_the_hand_count_under_the_liveness_rule():
+    """MemNAS's running memory (memnas.md §5.2, §5.4: a feature map lives from the op that writes it
+    to its last reader) on cell graphs, by hand. Width 1, all blocks 1 channel, input 1x8x8: one
+    block-1 map is 8 x 8 x 4 B = 256 B; later blocks run at 4x4 and 2x2, so block 1 holds the peak.
+    conv3 = conv -> BN (folded: no buffer) -> ReLU (out of place: a new map; the conv's dies)."""
+    from nas_impl.metrics import activation_memory
+
+    def peak(blocks):
+        spec = {"family": "memnas-cells", "in_channels": 1, "width": 1, "width_mults": [1] * 5, "blocks": blocks}
+        return activation_memory(build_model(spec), (1, 8, 8))["peak_activation_bytes"]
+
+    m = 8 * 8 * 4
+    one = ["in14:conv3 + in14:conv3 -> add @13"]
+    # x + conv1; x + conv1 + relu1; x + relu1 + conv2; relu1 + conv2 + relu2 (x is dead); relu1 + relu2 + sum.
+    assert peak([one] * 5) == 3 * m
+    # cat: relu1 + relu2 + the 2-map concatenation.
+    assert peak([["in14:conv3 + in14:conv3 -> cat @13"]] * 5) == 4 * m
+    # Two cells, the second reading cell 1's output and the block input: x stays live through cell 2's
+    # second conv and cell 1's output to the block's concatenation. Cell 1's relu2 and sum steps hold
+    # x + relu1 + (conv2 + relu2 | relu2 + sum) = 4 maps; cell 2 holds 4 at each step (e.g. x + z1 +
+    # conv1 + relu1); the block's concatenation z1 + z2 + its 2 maps = 4.
+    two = ["in14:conv3 + in14:conv3 -> add @13", "in13:conv3 + in14:conv3 -> add @12"]
+    assert peak([two] * 5) == 4 * m
+    # Cell 2 reads only cell 1's output: x dies inside cell 1 (3 maps there). Cell 1's output is live
+    # to the block's concatenation (z1 + relu1 + conv2 + relu2 = 4 in cell 2), unless it is kept
+    # internal: then it dies after cell 2's second conv and every step holds 3 maps.
+    chained = ["in14:conv3 + in14:conv3 -> add @13", "in13:conv3 + in13:conv3 -> add @12"]
+    assert peak([chained] * 5) == 4 * m
+    internal = ["in14:conv3 + in14:conv3 -> add @13 internal", "in13:conv3 + in13:conv3 -> add @12"]
+    assert peak([internal] * 5) == 3 * m

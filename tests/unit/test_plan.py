@@ -233,7 +233,8 @@ def test_replications_are_the_folders_with_a_manifest(tmp_path):
 def test_search_method_names_and_keys_come_from_the_method_registry():
     from nas_impl.methods import method_keys, method_names
 
-    assert method_names() == ["autoshrink", "autoslim", "proxylessnas", "tas"]
+    assert method_names() == ["autoshrink", "autoslim", "memnas", "proxylessnas", "tas"]
+    assert {"round0", "controller_from", "memory"} <= method_keys("memnas")
     assert {"target_ratio", "arch_lr", "tau_max"} <= method_keys("tas")
     assert {"grad_mode", "latency_table", "supernet_warmup_epochs"} <= method_keys("proxylessnas")
     assert {"targets", "supernet_width", "slim_images"} <= method_keys("autoslim")

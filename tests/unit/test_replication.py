@@ -319,7 +319,7 @@ def test_an_unknown_search_method_is_named_with_the_known_ones(tmp_path):
                              searches={"x": {"method": "tass", "arch": "resnet20-cifar", "dataset": "cifar10",
                                              "recipe": "s"}})
     with pytest.raises(SpecError, match=r"searches.x.method: unknown search method 'tass' \(did you mean 'tas'\?\); "
-                                        r"known: autoshrink, autoslim, proxylessnas, tas"):
+                                        r"known: autoshrink, autoslim, memnas, proxylessnas, tas"):
         load_replication(root)
 
 

@@ -201,7 +201,7 @@ def test_the_flop_loss_moves_the_searched_shape_toward_a_small_target(tmp_path):
 def test_tas_is_registered_behind_the_method_interface():
     method = get_method("tas")
     assert method.info.name == "tas" and method.info.recipe_from_dict(RECIPE, "x") == search_recipe_from_dict(RECIPE)
-    with pytest.raises(NasReproError, match="unknown search method 'darts'; known: autoshrink, autoslim, proxylessnas, tas"):
+    with pytest.raises(NasReproError, match="unknown search method 'darts'; known: autoshrink, autoslim, memnas, proxylessnas, tas"):
         get_method("darts")
 
 

@@ -5,7 +5,8 @@ One stage, `search`, on the shared epoch loop: one loop epoch is one round.
 - Round 0: the one-cell networks (`candidates.initial`: all 98, a seeded sample of `round0`, or with
   `round0: 0` the base spec alone) are trained and measured; the most accurate is the first base.
 - Round r >= 1: every grown and trimmed candidate of the base (`candidates.round_candidates`; those
-  that do not build are dropped and counted). From round `controller_from` on, the controller (an
+  that do not build, or on which the code's memory proxies fail with `memory: code`, are dropped
+  and counted as `unbuildable`). From round `controller_from` on, the controller (an
   LSTM(100) regressor, `controller.py`) is fitted on every measured network of earlier rounds,
   labelled 100 x its reward against its own round's base, and ranks the candidates; the top `k` are
   trained (earlier rounds train them all), plus `audit` drawn at random from the rest, which only
@@ -118,12 +119,16 @@ def candidate_data(job: SearchJob):
     return data
 
 
-def buildable(spec: dict[str, Any]) -> bool:
+def usable(spec: dict[str, Any], settings: MemNASSettings) -> bool:
+    """It builds, and with `memory: code` the official proxies do not fail on it (they raise on
+    some cell wirings, as the official code does: code_memory.py)."""
     from nas_impl.models import normalize_spec
 
     try:
         normalize_spec(spec)
-    except SpecError:
+        if settings.memory == "code":
+            memory_of(spec, (), settings)
+    except (SpecError, NasReproError):
         return False
     return True
 
@@ -188,7 +193,7 @@ class RoundsJob:
     def grow_trim_round(self, r: int) -> dict[str, Any]:
         s, base = self.settings, self.bases[-1]
         proposed = grow_trim.round_candidates(base.spec)
-        specs = [spec for spec in proposed if buildable(spec)]
+        specs = [spec for spec in proposed if usable(spec, s)]
         row: dict[str, Any] = {"candidates": len(specs), "unbuildable": len(proposed) - len(specs),
                                "controller_samples": 0, "controller_valid_loss": "", "rank_corr": "",
                                "rank_corr_audit": ""}

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 
-from nas_impl.commands import results, runs
+from nas_impl.commands import cost, results, runs
 from nas_impl.errors import NasReproError, describe_os_error
 from nas_impl.io import write_json_atomic
 from nas_impl.methods import method_names
@@ -182,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True)
     _add_run_verbs(verbs)
     _add_result_verbs(verbs)
+    cost.add_parser(verbs)
     return parser
 
 

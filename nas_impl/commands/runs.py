@@ -191,10 +191,12 @@ def train(args: argparse.Namespace) -> dict:
     from nas_impl.runs import architecture_metrics, resolve_device
     from nas_impl.tasks import task_for_dataset
     from nas_impl.training import Trainer, load_recipe
+    from nas_impl.training.distributed import finish, start, world_from_env
     from nas_impl.training.run_dir import prepare_run_dir
     from nas_impl.training.seeding import seed_everything
 
-    device = resolve_device(args.device)
+    world = world_from_env()  # several processes under torchrun: data-parallel (training/distributed.py)
+    device = start(world, resolve_device(args.device))
     recipe_ = with_teacher(load_recipe(args.recipe), args.teacher, args.recipe)
     task = task_for_dataset(args.dataset)
     spec = task.check_network(normalize_spec(args.arch), f"architecture {args.arch}", args.dataset)
@@ -210,8 +212,9 @@ def train(args: argparse.Namespace) -> dict:
     seed_everything(args.seed)  # model initialisation depends on the seed only
     trainer = Trainer(build_model(spec), recipe_, data.train_loader, data.eval_loader, out_dir=args.out,
                       seed=args.seed, device=device, record=record, extra_metrics={"architecture": architecture},
-                      task=task)
+                      task=task, world=world)
     metrics = trainer.fit(resume=args.resume, stop_after=args.stop_after)
+    finish(world)
     if task.headline not in metrics:
         return metrics  # stopped early on request
     keys = (task.headline, f"best_{task.headline}", "epochs", "wall_time_s")

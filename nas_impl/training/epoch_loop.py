@@ -68,8 +68,9 @@ class EpochJob(Protocol):
 
 class EpochLoop:
     def __init__(self, out_dir: str | Path, files: RunFiles, *, seed: int, epochs: int,
-                 device: torch.device | str = "cpu", resume_view=None) -> None:
+                 device: torch.device | str = "cpu", resume_view=None, writes: bool = True) -> None:
         self.out_dir, self.files = Path(out_dir), files
+        self.writes = writes  # False on the other ranks of a data-parallel run: rank 0 writes
         self.seed, self.epochs = seed, epochs
         self.device = torch.device(device)
         make_deterministic(self.device)
@@ -86,13 +87,15 @@ class EpochLoop:
 
     def run(self, job: EpochJob, resume: bool = False, stop_after: int | None = None) -> bool:
         """Train to the last epoch (True) or stop after epoch `stop_after`, as an interruption would (False)."""
-        prepare_run_dir(self.out_dir)
+        if self.writes:
+            prepare_run_dir(self.out_dir)
         seed_everything(self.seed)
         if resume and self.checkpoint_path.exists():
             self._resume(job)
-        else:
+        elif self.writes:
             remove_files(self.out_dir, self.files.fresh)
-        remove_files(self.out_dir, self.files.results)
+        if self.writes:
+            remove_files(self.out_dir, self.files.results)
         last = self.epochs if stop_after is None else min(stop_after, self.epochs)
         finished = getattr(job, "finished", lambda: False)
         with interruptible(self.checkpoint_path, lambda: len(self.history)):
@@ -113,6 +116,8 @@ class EpochLoop:
         return {"stopped_after_epoch": self.stopped_after}
 
     def _save(self, job: EpochJob, epoch: int) -> None:
+        if not self.writes:
+            return
         state = {**job.identity(), **job.state(), "epoch": epoch, "history": self.history,
                  "elapsed_s": self.elapsed_s}
         save_checkpoint(state, self.checkpoint_path, fmt=self.files.checkpoint_format)
@@ -128,6 +133,8 @@ class EpochLoop:
         self._write_log()  # a declared output the workflow deleted before rerunning the job
 
     def _write_log(self) -> None:
+        if not self.writes:
+            return
         write_csv_rows_atomic(self.out_dir / self.files.log, self.history, self.files.log_columns)
 
     # -- what a job's steps use -------------------------------------------------------------------

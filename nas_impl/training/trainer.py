@@ -34,6 +34,7 @@ from nas_impl.tasks import Task, task_of
 from nas_impl.tasks.base import autocast
 from nas_impl.tasks.image import to_device
 from nas_impl.training.checkpoint import load_weights, model_from_checkpoint, require_keys
+from nas_impl.training.distributed import World
 from nas_impl.training.ema import WeightEMA
 from nas_impl.training.epoch_loop import EpochLoop, RunFiles
 from nas_impl.training.losses import distillation_loss
@@ -62,10 +63,14 @@ class Trainer:
         record: dict[str, Any] | None = None,
         extra_metrics: dict[str, Any] | None = None,
         task: Task | None = None,
+        world: World | None = None,
     ) -> None:
         self.task = task or task_of(model)
         self.task.check_recipe(recipe, "recipe")
-        self.loop = EpochLoop(out_dir, run_files(self.task), seed=seed, epochs=recipe.epochs, device=device)
+        self.world = world or World()
+        self.world.check_batch(recipe.batch_size)
+        self.loop = EpochLoop(out_dir, run_files(self.task), seed=seed, epochs=recipe.epochs, device=device,
+                              writes=self.world.is_main)
         self.device = self.loop.device
         self.recipe, self.seed = recipe, seed
         self.train_loader, self.eval_loader = train_loader, eval_loader
@@ -75,6 +80,7 @@ class Trainer:
         self.bf16 = self.device.type == "cuda"
         # channels_last: 1.5-2x faster convolutions on CPU (oneDNN) as on GPU (cuDNN), same numerics.
         self.model = model.to(self.device, memory_format=torch.channels_last)
+        self.step_model = self.world.wrap(self.model, self.device)  # what a training step calls
         self.optimizer = build_optimizer(self.model, recipe)
         self.averaging = False  # switched to averaged SGD (`asgd_nonmono`)
         self.ema = WeightEMA(self.model, recipe.ema_decay) if recipe.ema_decay else None
@@ -159,7 +165,7 @@ class Trainer:
         """(loss, objective = loss + the task's regularisers, outputs, state carried to the next
         batch: a language model's recurrent state)."""
         with autocast(self.device, self.bf16):
-            outputs, state = self.task.training_forward(self.model, x, state)
+            outputs, state = self.task.training_forward(self.step_model, x, state)
             if self.teacher is None:
                 loss = self.task.loss(outputs, y, self.recipe.label_smoothing)
                 return loss, loss + self.task.regularisation(outputs, self.recipe), outputs, state
@@ -211,6 +217,7 @@ class Trainer:
         lr_factor = getattr(self.train_loader, "lr_factor", None)  # a language model's variable windows
         for step, (x, y) in enumerate(self.loop.progress(self.train_loader, steps, epoch)):
             x, y = to_device(x, self.device), y.to(self.device, non_blocking=True)
+            x, y = self.world.shard(x), self.world.shard(y)
             lr = self.loop.set_lr(self.recipe, self.optimizer, epoch, step, steps)
             if lr_factor is not None and (factor := lr_factor(x)) != 1.0:
                 for group in self.optimizer.param_groups:
@@ -229,6 +236,9 @@ class Trainer:
             if (step + 1) % self.check_every == 0:
                 self._check_finite(loss_sum, epoch, step, lr)
         self._check_finite(loss_sum, epoch, steps - 1, lr)
+        seen = torch.tensor(n, device=self.device, dtype=torch.int64)
+        self.world.sum(loss_sum, correct, seen)  # the log's figures are the global batch's
+        n = int(seen.item())
         seconds = time.perf_counter() - start
         loss_mean = loss_sum.item() / max(n, 1)
         return {
@@ -265,8 +275,11 @@ class Trainer:
             "run": self.loop.provenance(),
             **self.extra_metrics,
         }
+        if self.world.active:
+            metrics["world_size"] = self.world.size
         if not math.isfinite(metrics[f"{split}_loss"]):
             raise TrainingDiverged(f"{split} loss is {metrics[f'{split}_loss']} after training; "
                                    f"see {self.out_dir / 'train_log.csv'}")
-        write_json_atomic(self.out_dir / "metrics.json", metrics)
+        if self.world.is_main:
+            write_json_atomic(self.out_dir / "metrics.json", metrics)
         return metrics

@@ -263,3 +263,12 @@ def test_a_manifest_sets_the_resources_of_its_jobs(tmp_path):
     train = next(j for j in jobs if "rule train:" in j)
     assert "gpu=4" in search and "runtime=999" in search
     assert "gpu=1" in train and "runtime=10080" in train
+
+
+def test_a_train_job_with_several_gpus_runs_under_torchrun(tmp_path):
+    chain = ["--config", "scale=paper", "papers=[baselines]", "experiments=[resnet20-cifar10]", "--directory",
+             str(tmp_path)]
+    several = snakemake("-n", "-p", *chain, "--set-resources", "train:gpu=2").stdout
+    assert "torchrun --standalone --nproc_per_node 2 -m nas_impl.cli train --arch" in several
+    one = snakemake("-n", "-p", *chain).stdout
+    assert "torchrun" not in one and "nasrepro train --arch" in one

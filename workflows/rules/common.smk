@@ -243,6 +243,13 @@ def experiment_resource(key):
     return lambda wildcards: PLAN.experiment_resources(wildcards.paper, wildcards.experiment, TRAIN_RESOURCES[SCALE])[key]
 
 
+def train_launcher(wildcards, resources):
+    """`nasrepro`, or with several GPUs a torchrun of it: one process a GPU, data-parallel
+    (nas_impl/training/distributed.py: every step sees the recipe's global batch)."""
+    gpus = int(resources.gpu)
+    return f"torchrun --standalone --nproc_per_node {gpus} -m nas_impl.cli" if gpus > 1 else "nasrepro"
+
+
 def search_resource(key):
     """A search job's `key`: the scale's default, or the manifest's `resources` of the search."""
     return lambda wildcards: PLAN.search_resources(wildcards.paper, wildcards.search, TRAIN_RESOURCES[SCALE])[key]

@@ -151,6 +151,7 @@ rule train:
         data_root=config["data_root"],
         device=config["device"],
         threads=THREADS,
+        launcher=train_launcher,
     threads: train_threads
     resources:
         gpu=experiment_resource("gpu"),
@@ -160,7 +161,7 @@ rule train:
         CONDA_ENV
     shell:
         "{params.guard} > {log} 2>&1 && "
-        "OMP_NUM_THREADS={params.threads} nasrepro train --arch {input.arch} --recipe {input.recipe} "
+        "OMP_NUM_THREADS={params.threads} {params.launcher} train --arch {input.arch} --recipe {input.recipe} "
         "--dataset {params.dataset} --data-root {params.data_root} --out {params.out} "
         "--seed {wildcards.seed} --device {params.device} --threads {params.threads} {params.teacher} "
         "--resume >> {log} 2>&1"

@@ -157,6 +157,8 @@ def _add_result_verbs(verbs) -> None:
     p.add_argument("--benchmarks", help="Snakemake benchmark files (default: RESULTS/benchmarks)")
     p.add_argument("--latency-targets", nargs="*", default=None,
                    help="latency_targets.csv files (default: RESULTS/*/latency_targets.csv)")
+    p.add_argument("--projected-cost", default=None,
+                   help="a cost.csv of `nasrepro cost`, shown as 'Projected cost' (default: RESULTS/cost.csv if present)")
     p.set_defaults(func=results.report)
 
     p = verbs.add_parser("regress", help="check results tables against committed reference tables")

@@ -2,7 +2,7 @@
 
 Prints a table (rule, paper, job, seeds, work, rate, source of the rate, device-hours), the totals
 per paper and for N devices, and each paper's claimed search cost beside its projected search
-hours; writes the rows as CSV (`nas_impl.replication.cost`). Without --calibrate it reads YAML,
+hours; writes the rows as CSV (`nas_impl.cost`). Without --calibrate it reads YAML,
 CSV and JSON only (no torch).
 """
 
@@ -146,7 +146,7 @@ def resolve_device(option: str | None, calibrate: bool) -> tuple[str, object]:
 def cost(args: argparse.Namespace) -> dict:
     from nas_impl.plan import discover_replications
     from nas_impl.replication import load_replication
-    from nas_impl.replication import cost as costing
+    from nas_impl import cost as costing
     from nas_impl.run_plan import RunPlan
 
     scale = check_scale(args.scale)
@@ -162,7 +162,7 @@ def cost(args: argparse.Namespace) -> dict:
     projection = costing.project(plan, rates, args.gpus, results)
     calibrated = 0
     if args.calibrate:
-        from nas_impl.replication import calibrate
+        from nas_impl.cost import calibrate
 
         known = rates.calibrated()
         todo = [n for n in costing.networks_to_calibrate(projection) if n[0].key not in known]

@@ -71,8 +71,12 @@ def report(args: argparse.Namespace) -> dict:
     benchmarks = Path(args.benchmarks) if args.benchmarks else scale_dir / "benchmarks"
     latency = ([Path(p) for p in args.latency_targets] if args.latency_targets is not None
                else sorted(scale_dir.glob("*/latency_targets.csv")))
+    projected = Path(args.projected_cost) if args.projected_cost else scale_dir / "cost.csv"
+    if args.projected_cost and not projected.is_file():
+        raise NasReproError(f"--projected-cost {projected}: no such file; write it with `nasrepro cost --scale ...`")
     write_report(scale_dir, Path(args.out), scorecard=scorecard, plots=plots,
-                 benchmarks_dir=benchmarks if benchmarks.is_dir() else None, latency_targets=latency)
+                 benchmarks_dir=benchmarks if benchmarks.is_dir() else None, latency_targets=latency,
+                 projected_cost=projected if projected.is_file() else None)
     return {"report": str(args.out), "scorecard": str(args.scorecard), "verdicts": verdict_counts(scorecard)}
 
 

@@ -1,8 +1,10 @@
 """Search methods: one subpackage per paper behind one interface (`nas_impl.methods.interface`).
 
 A method's `recipe` module holds its torch-free `INFO` (`MethodInfo`: recipe keys and validation,
-targets, stages), read by the manifests, the workflow and `nasrepro recipe`; its `method` module
-holds `METHOD`, the `SearchMethod` that `nasrepro search` runs, stage by stage.
+targets, stages), read by the manifests, the workflow and `nasrepro recipe`; its `work` module
+(torch-free too, referenced by `INFO.search_work`) counts what its searches cost, for `nasrepro
+cost`; its `method` module holds `METHOD`, the `SearchMethod` that `nasrepro search` runs, stage by
+stage.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 A method comes in two parts. Its torch-free description, `MethodInfo` (in its `recipe` module:
 manifests, the workflow and `nasrepro recipe` read it without torch), says which recipe keys it
-adds, how a recipe is validated, which MACs targets a recipe asks for, and its named stages.
+adds, how a recipe is validated, which MACs targets a recipe asks for, its named stages, and the
+work its searches do (`search_work`, in its `work` module: what `nasrepro cost` prices).
 Its runnable part, a `SearchMethod` (in its `method` module), runs one stage of one search.
 
 Every search ends the same way (`SearchResult.write`): one `arch-<target>.yaml` per target, an
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nas_impl.errors import NasReproError
+from nas_impl.methods.work_units import SearchWork
 
 FINAL_SUMMARY = "search.json"
 
@@ -57,6 +59,9 @@ class MethodInfo:
     # Its searches aim at a latency on the run's device (a lookup table's prediction): the workflow times
     # each derived net end to end and sets it beside the target and the prediction (latency_targets.csv).
     latency_target: bool = False
+    # What its searches pass through their networks, stage by stage (its `work` module; `nasrepro cost`
+    # prices it): None, and `nasrepro cost` says each stage's work is not projected.
+    search_work: SearchWork | None = None
 
     def __post_init__(self) -> None:
         if not self.stages or self.stages[-1].summary != FINAL_SUMMARY:

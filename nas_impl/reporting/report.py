@@ -15,6 +15,7 @@ from nas_impl.reporting.environment import collect_environment
 from nas_impl.reporting.html_parts import (
     CSS, EMPTY, VERDICT_CLASSES, cell, embedded_png, format_number, html_table, is_missing, verdict_cell,
 )
+from nas_impl.reporting.projected_cost import read_projected_cost
 from nas_impl.reporting.scorecard import verdict_counts
 from nas_impl.reporting.tables import (
     INCONSISTENT, NOT_COMPARABLE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS, normalize_table,
@@ -232,6 +233,45 @@ def _latency_targets_section(paths: list[Path]) -> str:
     return "\n".join(parts)
 
 
+def _hours_cell(value: object) -> str:
+    return cell(EMPTY if is_missing(value) else float(value))
+
+
+def _projected_cost_section(path: Path | None) -> str:
+    """What `nasrepro cost` projected for this scale (its cost.csv, nas_impl.cost), when there is one:
+    device-hours per paper, and each search's claimed cost beside its projected one."""
+    if path is None:
+        return ""
+    try:
+        projected = read_projected_cost(Path(path))
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return "<h2>Projected cost</h2>\n" + _unreadable_note([Path(path)])
+    unknown = (f" ({projected.unknown_jobs} job(s) of unknown rate not counted)" if projected.unknown_jobs else "")
+    parts = ["<h2>Projected cost</h2>",
+             f"<p>Device-hours that <code>nasrepro cost</code> projected for every training, evaluation and search "
+             f"job of this scale before it ran: each job's work over a measured or calibrated rate of its network "
+             f"(cost.csv, {escape(str(path))}; the device it priced is in the command's output). A job of unknown "
+             "rate adds nothing. The Cost section is what the benchmarks measured.</p>",
+             f"<p>Total: <b>{escape(format_number(projected.total_h))} device-h</b> on 1 device{escape(unknown)}."]
+    if projected.devices is not None and projected.devices_h is not None:
+        parts[-1] += (f" {escape(format_number(projected.devices_h))} h on {projected.devices} device(s): "
+                      f"{escape(projected.devices_basis)}.")
+    parts[-1] += "</p>"
+    rows = ([cell(r.paper), _hours_cell(r.train_h), _hours_cell(r.evaluate_h), _hours_cell(r.search_h),
+             _hours_cell(r.device_h), cell(r.unknown_jobs)] for r in projected.per_paper.itertuples())
+    parts.append(html_table(["paper", "train (device-h)", "evaluate (device-h)", "search (device-h)",
+                             "total (device-h)", "jobs of unknown rate"], rows))
+    if not projected.searches.empty:
+        parts.append("<h3>Claimed search cost beside the projected</h3>\n"
+                     '<p class="meta">One search, one seed. Claimed: GPU-hours from published.csv, or what the '
+                     "references say; projected: the device-hours of the stages whose rate is known.</p>")
+        rows = ([cell(r.paper), cell(r.search), _hours_cell(r.claimed_gpu_h), _hours_cell(r.projected_h),
+                 cell(r.unknown_stages), cell(r.claim)] for r in projected.searches.itertuples())
+        parts.append(html_table(["paper", "search", "claimed (GPU-h)", "projected (device-h)",
+                                 "stages of unknown cost", "claim"], rows))
+    return "\n".join(parts)
+
+
 def _scale_name(scorecard: pd.DataFrame, scale_dir: Path) -> str:
     scales = [s for s in dict.fromkeys(scorecard.get("scale", pd.Series(dtype=str))) if isinstance(s, str) and s]
     return ", ".join(scales) if scales else Path(scale_dir).name
@@ -239,7 +279,7 @@ def _scale_name(scorecard: pd.DataFrame, scale_dir: Path) -> str:
 
 def render_report(scale_dir: Path, *, scorecard: pd.DataFrame, plots: list[Path],
                   benchmarks_dir: Path | None, latency_targets: list[Path] = (),
-                  generated_at: datetime | None = None) -> str:
+                  projected_cost: Path | None = None, generated_at: datetime | None = None) -> str:
     scorecard = normalize_table(scorecard)
     scale = _scale_name(scorecard, scale_dir)
     generated = (generated_at or datetime.now(timezone.utc)).isoformat(timespec="seconds")
@@ -253,6 +293,7 @@ def render_report(scale_dir: Path, *, scorecard: pd.DataFrame, plots: list[Path]
         _latency_targets_section(list(latency_targets)),
         _environment_section(Path(scale_dir)),
         _cost_section(benchmarks_dir),
+        _projected_cost_section(projected_cost),
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -263,10 +304,11 @@ def render_report(scale_dir: Path, *, scorecard: pd.DataFrame, plots: list[Path]
 
 
 def write_report(scale_dir: Path, out_html: Path, *, scorecard: pd.DataFrame, plots: list[Path],
-                 benchmarks_dir: Path | None, latency_targets: list[Path] = ()) -> None:
+                 benchmarks_dir: Path | None, latency_targets: list[Path] = (),
+                 projected_cost: Path | None = None) -> None:
     """Write the report atomically: verdict counts, scorecard, per-paper tables and plots, searched nets
-    against their latency targets, environment, cost."""
+    against their latency targets, environment, cost, and the projected cost when `nasrepro cost` wrote one."""
     html = render_report(scale_dir, scorecard=scorecard, plots=plots, benchmarks_dir=benchmarks_dir,
-                         latency_targets=latency_targets)
+                         latency_targets=latency_targets, projected_cost=projected_cost)
     with atomic_path(out_html) as tmp:
         tmp.write_text(html, encoding="utf-8")

@@ -1,5 +1,5 @@
 """`nasrepro cost`: the projected device-hours of a replication before it runs
-(nas_impl/replication/cost.py, calibrate.py, commands/cost.py).
+(nas_impl/cost/, the methods' work.py, commands/cost.py).
 
 The golden values are worked out by hand in each test from the toy manifest's epochs, subsets and
 the rates it is given, not by calling the module's own arithmetic."""
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from nas_impl import cost
 from nas_impl.cli import main
 from nas_impl.replication import load_replication
-from nas_impl.replication import cost
 from nas_impl.run_plan import RunPlan
 
 REPO = Path(__file__).resolve().parents[2]
@@ -227,16 +227,18 @@ def test_search_counts_follow_the_methods_own_code():
     from nas_impl.methods.autoshrink.method import node_ops
     from nas_impl.methods.autoshrink.recipe import RNN_NODE_OPS
     from nas_impl.methods.autoshrink.shrink import Shrinker
+    from nas_impl.methods.autoshrink.work import rnn_node_ops, shrink_candidates
     from nas_impl.methods.memnas import candidates
+    from nas_impl.methods.memnas.work import memnas_candidates
     from nas_impl.models.dag import complete_dag
 
     rep = load_replication(REPO / "replications/memnas")
     recipe = rep.search_recipe("memnas-lam0.8", "paper")
     spec = cost.read_spec(rep.search_arch_path("memnas-lam0.8"))
-    counts, _ = cost.memnas_candidates(recipe.memnas, spec)
+    counts, _ = memnas_candidates(recipe.memnas, spec)
     assert counts[1] == len(candidates.round_candidates(spec)) == 206
     rnn = load_replication(REPO / "replications/autoshrink").search_recipe("shrinkrnn-PTB", "paper").shrink
-    assert cost.rnn_node_ops(rnn) == node_ops(rnn, RNN_NODE_OPS)
+    assert rnn_node_ops(rnn) == node_ops(rnn, RNN_NODE_OPS)
     for nodes, k, keep in ((8, 10, 0.01), (6, 3, 0.29), (4, 2, 0.5)):
         shrinker = Shrinker(complete_dag(nodes), k=k, keep_fraction=keep, seed=0)
         candidates_trained = 0
@@ -244,8 +246,29 @@ def test_search_counts_follow_the_methods_own_code():
             proposals = shrinker.propose()
             candidates_trained += len(proposals)
             shrinker.edges = [e for e in shrinker.edges if e != max(proposals)]
-        steps, trained = cost.shrink_candidates(nodes, k, keep)
+        steps, trained = shrink_candidates(nodes, k, keep)
         assert trained == candidates_trained and steps >= 1
+
+
+def test_a_method_that_describes_no_search_work_gives_unknown_rows_that_say_so(monkeypatch):
+    """Each method's work comes from its MethodInfo.search_work (nas_impl/methods/<method>/work.py); without
+    one, its stages are projected as unknown, its searched nets as 'approximate' and its claim as not stated."""
+    import dataclasses
+
+    from nas_impl.cost import jobs
+    from nas_impl.methods import method_info
+
+    assert method_info("tas").search_work is not None
+    bare = dataclasses.replace(method_info("tas"), search_work=None)
+    monkeypatch.setattr(jobs, "method_info", lambda name: bare if name == "tas" else method_info(name))
+    rep = load_replication(REPO / "replications/tas")
+    plan = RunPlan({"tas": rep}, "paper", only=("searched-C010-ResNet20-nokd",))
+    rows = by_row(cost.project(plan, cost.Rates("nowhere")))
+    search = rows[("search", "tas-C010-ResNet20")]
+    assert search.job.work is None and search.job.parts == () and search.rate.source == "unknown"
+    assert "describes no search work" in search.job.basis and search.device_h is None
+    assert "network: the search's base (approximate)" in rows[("train", "searched-C010-ResNet20-nokd")].job.basis
+    assert search.job.claim.value is None and search.job.claim.text.startswith("not stated: no experiment")
 
 
 def test_data_sizes_agree_with_the_dataset_registry():

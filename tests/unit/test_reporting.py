@@ -343,3 +343,80 @@ def test_a_measured_cost_beside_an_untrained_accuracy_gets_its_own_panel() -> No
              plan_panels(normalize_table(measured))]
     assert ("PublishedVsReproducedPanel", "memory_mb") in kinds  # its reproduced value is drawn somewhere
     assert ("PublishedVsReproducedPanel", "latency_ms") not in kinds  # published only: the scatter shows it
+
+
+def write_cost_csv(path: Path) -> None:
+    """A small cost.csv as `nasrepro cost` writes it (nas_impl.cost.COLUMNS): paper toy trains one net of
+    known rate and one of unknown rate, and runs two searches; paper other trains one net."""
+    import csv
+
+    from nas_impl.cost import COLUMNS
+
+    def job(rule: str, paper: str, name: str, per_job: str, stage: str = "", **more: str) -> dict:
+        hours = "" if per_job == "" else f"{float(per_job) * 2:g}"  # 2 seeds
+        return {"rule": rule, "stage": stage, "paper": paper, "job": name, "seeds": 2, "device_h_per_job": per_job,
+                "device_h": hours, "basis": "a basis", **more}
+
+    rows = [
+        job("search_stage", "toy", "s1", "2", stage="supernet"),
+        job("search", "toy", "s1", "", stage="slim", claim="not stated: the paper reports no search GPU-hours"),
+        job("search", "toy", "s2", "3", stage="search", claimed_gpu_h="1.5", claim="published.csv t/M: paper; 1 GPU"),
+        job("train", "toy", "small", "0.75"), job("evaluate", "toy", "small", "0.125"), job("train", "toy", "big", ""),
+        job("train", "other", "net", "50"),
+        {"rule": "report", "paper": "all", "work": 1, "unit": "jobs", "basis": "1 job(s)"},
+        {"rule": "total", "paper": "toy", "device_h": "11.75", "basis": "sum; 4 job(s) of unknown rate left out"},
+        {"rule": "total", "paper": "other", "device_h": "100", "basis": "sum; 0 job(s) of unknown rate left out"},
+        {"rule": "total", "paper": "all", "device_h": "111.75", "basis": "1 device; 4 job(s) of unknown rate left out"},
+        {"rule": "total / 4 devices", "paper": "all", "device_h": "27.9375",
+         "basis": "ideal scaling (total / 4; --gpus): wall-clock hours if no job waited; no fewer than the critical "
+                  "path, 50.25 h"},
+    ]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_report_shows_the_projected_cost_when_nasrepro_cost_wrote_one(tmp_path: Path) -> None:
+    scorecard = normalize_table(not_run_table())
+    out = tmp_path / "report.html"
+    write_report(tmp_path, out, scorecard=scorecard, plots=[], benchmarks_dir=None)
+    assert "Projected cost" not in out.read_text(encoding="utf-8")  # no cost.csv, no section
+
+    write_cost_csv(tmp_path / "cost.csv")
+    write_report(tmp_path, out, scorecard=scorecard, plots=[], benchmarks_dir=None,
+                 projected_cost=tmp_path / "cost.csv")
+    html = out.read_text(encoding="utf-8")
+    section = html[html.index("<h2>Projected cost</h2>"):]
+    assert html.index("<h2>Cost</h2>") < html.index("<h2>Projected cost</h2>")
+    # 1.5 + 0.25 + (2 + 3) x 2 seeds = 11.75 h for toy, 100 for other (111.75: one decimal from 100 up); 2 x 2 seeds
+    # of unknown rate (big, s1's slim)
+    assert "Total: <b>111.8 device-h</b> on 1 device (4 job(s) of unknown rate not counted)." in section
+    assert "27.94 h on 4 device(s): ideal scaling" in section and "critical path, 50.25 h" in section
+
+    def row(*cells: str) -> str:
+        return "<tr>" + "".join(f'<td class="num">{c}</td>' if c[:1].isdigit() else f"<td>{c}</td>"
+                                for c in cells) + "</tr>"
+
+    # paper, train, evaluate, search (all stages), total, jobs of unknown rate
+    assert row("toy", "1.5", "0.25", "10", "11.75", "4") in section
+    assert row("other", "100", "–", "–", "100", "0") in section
+    # one search, one seed: claimed beside projected, and the stages of unknown cost
+    assert row("toy", "s1", "–", "2", "slim", "not stated: the paper reports no search GPU-hours") in section
+    assert row("toy", "s2", "1.5", "3", "–", "published.csv t/M: paper; 1 GPU") in section
+
+
+def test_report_verb_finds_the_scales_cost_csv(tmp_path: Path) -> None:
+    from nas_impl.cli import main
+
+    table = tmp_path / "memnas" / "tables" / "table4.csv"
+    table.parent.mkdir(parents=True)
+    not_run_table().assign(paper="memnas").to_csv(table, index=False)
+    args = ["report", "--results", str(tmp_path), "--out", str(tmp_path / "report.html"), "--scorecard",
+            str(tmp_path / "scorecard.csv"), "--plots", "--latency-targets"]
+    assert main(args) == 0
+    assert "Projected cost" not in (tmp_path / "report.html").read_text(encoding="utf-8")
+    write_cost_csv(tmp_path / "cost.csv")
+    assert main(args) == 0
+    assert "Total: <b>111.8 device-h</b>" in (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert main([*args, "--projected-cost", str(tmp_path / "missing.csv")]) == 2

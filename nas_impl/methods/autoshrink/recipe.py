@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from nas_impl.methods.autoshrink.work import SEARCH_WORK
 from nas_impl.methods.interface import MethodInfo
 from nas_impl.methods.search_recipe import build_settings, check_settings, search_recipe_dict, split_search_recipe
 from nas_impl.training.recipe import Recipe, RecipeKeyError
@@ -125,4 +126,4 @@ NOT_APPLIED = ("label_smoothing", "warmup_epochs", "train_subset", "test_subset"
 
 
 INFO = MethodInfo("autoshrink", ShrinkSettings, search_recipe_from_dict, lambda recipe: ("cell",),
-                  not_applied=("label_smoothing",), applies=APPLIES)
+                  not_applied=("label_smoothing",), applies=APPLIES, search_work=SEARCH_WORK)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas_impl.errors import SpecError
+from nas_impl.methods.autoslim.work import SEARCH_WORK
 from nas_impl.methods.interface import MethodInfo, Stage
 from nas_impl.methods.search_recipe import build_settings, search_recipe_dict, split_search_recipe
 from nas_impl.training.recipe import Recipe, RecipeKeyError
@@ -98,4 +99,5 @@ def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") 
 INFO = MethodInfo("autoslim", AutoSlimSettings, search_recipe_from_dict, lambda recipe: recipe.autoslim.targets,
                   stages=(Stage("supernet", "supernet.json", checkpoint="search_checkpoint.pt", ignores=SLIMMING_ONLY,
                                 reused=("supernet.pt",)),
-                          Stage("slim", "search.json")))
+                          Stage("slim", "search.json")),
+                  search_work=SEARCH_WORK)

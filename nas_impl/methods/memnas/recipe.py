@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from nas_impl.methods.memnas.work import SEARCH_WORK
 from nas_impl.methods.interface import MethodInfo
 from nas_impl.methods.search_recipe import build_settings, check_settings, search_recipe_dict, split_search_recipe
 from nas_impl.training.recipe import Recipe
@@ -88,4 +89,5 @@ def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") 
     return SearchRecipe(weights, build_settings(MemNASSettings, settings, origin))
 
 
-INFO = MethodInfo("memnas", MemNASSettings, search_recipe_from_dict, lambda recipe: ("cells",))
+INFO = MethodInfo("memnas", MemNASSettings, search_recipe_from_dict, lambda recipe: ("cells",),
+                  search_work=SEARCH_WORK)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from nas_impl.methods.proxylessnas.work import SEARCH_WORK
 from nas_impl.methods.interface import MethodInfo, Stage
 from nas_impl.methods.search_recipe import build_settings, check_settings, search_recipe_dict, split_search_recipe
 from nas_impl.training.recipe import Recipe
@@ -127,4 +128,4 @@ def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") 
 INFO = MethodInfo("proxylessnas", ProxylessSettings, search_recipe_from_dict, lambda recipe: (recipe.proxyless.target,),
                   stages=(Stage("latency", "latency.json"),
                           Stage("search", "search.json", checkpoint="search_checkpoint.pt")),
-                  latency_target=True)
+                  latency_target=True, search_work=SEARCH_WORK)

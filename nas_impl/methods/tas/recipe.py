@@ -11,6 +11,7 @@ from typing import Any
 
 from nas_impl.methods.interface import MethodInfo, ratio_target
 from nas_impl.methods.search_recipe import build_settings, check_settings, search_recipe_dict, split_search_recipe
+from nas_impl.methods.tas.work import SEARCH_WORK
 from nas_impl.training.recipe import Recipe, RecipeKeyError
 
 TAU_SCHEDULES = ("cosine", "linear")
@@ -84,4 +85,4 @@ def search_recipe_from_dict(raw: dict[str, Any], origin: str = "search recipe") 
 
 # One stage, checkpointed every epoch; one target, the recipe's target_ratio.
 INFO = MethodInfo("tas", TASSettings, search_recipe_from_dict, lambda recipe: (ratio_target(recipe.tas.target_ratio),),
-                  not_applied=NOT_APPLIED)
+                  not_applied=NOT_APPLIED, search_work=SEARCH_WORK)

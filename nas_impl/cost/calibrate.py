@@ -20,7 +20,8 @@ from typing import Any
 import torch
 
 from nas_impl.errors import NasReproError
-from nas_impl.replication.cost import (CALIBRATION_FILE, CALIBRATION_FORMAT, DATA_SIZES, Network, load_calibration)
+from nas_impl.cost.rates import CALIBRATION_FILE, CALIBRATION_FORMAT, load_calibration
+from nas_impl.methods.work_units import DATA_SIZES, Network
 
 WARMUP_STEPS = 2
 CPU_BATCH_CAP = 32  # a CPU step at ImageNet's batch of 256-2048 and 224 px would take minutes

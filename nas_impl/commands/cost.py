@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import platform
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from nas_impl.errors import NasReproError
+from nas_impl.host import cpu_name
 
 SCALES = ("smoke", "reduced", "paper")
 REPO = Path(__file__).resolve().parents[2]
@@ -79,17 +79,6 @@ def select_papers(option: str, implemented: list[str]) -> list[str]:
             raise NasReproError(f"--papers: '{paper}' is not a replication{_suggest(paper, implemented)}; "
                                 f"known: {', '.join(implemented)}")
     return papers or implemented
-
-
-def cpu_name() -> str:
-    """The CPU's model name, as runs record it (nas_impl.metrics.latency.device_name), without torch."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def gpu_name(index: int = 0) -> str | None:

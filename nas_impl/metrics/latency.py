@@ -12,12 +12,12 @@ from __future__ import annotations
 import copy
 import platform
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 
+from nas_impl.host import cpu_name
 from nas_impl.metrics.macs import example_input, model_device_dtype
 
 
@@ -26,13 +26,7 @@ def device_name(device: torch.device | str) -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+    return cpu_name()
 
 
 def measure_latency(model: nn.Module, input_size: Sequence[int], batch_size: int = 1,

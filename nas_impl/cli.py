@@ -84,6 +84,8 @@ def _add_run_verbs(verbs) -> None:
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", required=True, help="run directory (checkpoint.pt, train_log.csv, metrics.json)")
     p.add_argument("--teacher", default=None, help="checkpoint.pt of the distillation teacher (recipes with 'distill')")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the training step's network (same math; compiles once, then faster steps)")
     _run_options(p, "checkpoint.pt")
     p.set_defaults(func=runs.train)
 

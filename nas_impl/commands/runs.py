@@ -212,7 +212,7 @@ def train(args: argparse.Namespace) -> dict:
     seed_everything(args.seed)  # model initialisation depends on the seed only
     trainer = Trainer(build_model(spec), recipe_, data.train_loader, data.eval_loader, out_dir=args.out,
                       seed=args.seed, device=device, record=record, extra_metrics={"architecture": architecture},
-                      task=task, world=world)
+                      task=task, world=world, compile_step=args.compile)
     metrics = trainer.fit(resume=args.resume, stop_after=args.stop_after)
     finish(world)
     if task.headline not in metrics:

@@ -6,7 +6,9 @@
     images, NCHW model; also (b') the same loop with the model in channels_last, which shows
     how much of (a)/(b) is the memory format and how much the data path;
 (c) the bare model step of (a) (channels_last) on pre-made, pre-normalised tensors: the
-    ceiling of what the trainer can reach.
+    ceiling of what the trainer can reach;
+(d) (a) with the step's network compiled (`nasrepro train --compile`); its compile time is in
+    the warm-up round, which is not counted.
 
 Targets (reported, not asserted): (a) >= 1.3x (b), and (a) within 5% of (c).
 Run with `make bench`, which also fixes the allocator (see the Makefile).
@@ -56,13 +58,13 @@ def plain_epoch(model, opt, batches, memory_format=torch.contiguous_format) -> N
         opt.step()
 
 
-def suite_epoch(ds, x, y, name: str, out_dir):
+def suite_epoch(ds, x, y, name: str, out_dir, compile_step: bool = False):
     recipe = recipe_from_dict({"epochs": 1, "batch_size": BATCH, "lr": 0.01, "nesterov": True,
                                "augment": {"crop_padding": 4, "flip": True}})
     loader = data.TensorLoader(x, y, BATCH, mean=ds.mean, std=ds.std, augment=data.Augmentation(4, True),
                                shuffle=True, drop_last=True, seed=0, device=torch.device("cpu"), channels_last=True)
     model, _ = fresh(name)
-    trainer = Trainer(model, recipe, loader, loader, out_dir=out_dir, seed=0)
+    trainer = Trainer(model, recipe, loader, loader, out_dir=out_dir, seed=0, compile_step=compile_step)
     return lambda: trainer.train_epoch(0)
 
 
@@ -108,6 +110,7 @@ def test_training_throughput(benchmark, cifar, tmp_path, name, record_throughput
         "dataloader": dataloader_epoch(ds, x, y, name, torch.contiguous_format),
         "dataloader+channels_last": dataloader_epoch(ds, x, y, name, CHANNELS_LAST),
         "bare": bare_epoch(ds, x, y, name),
+        "suite+compile": suite_epoch(ds, x, y, name, tmp_path / "compiled", compile_step=True),
     }
     seconds: dict[str, list[float]] = {v: [] for v in variants}
 

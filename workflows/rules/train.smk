@@ -152,6 +152,7 @@ rule train:
         device=config["device"],
         threads=THREADS,
         launcher=train_launcher,
+        compile="--compile" if config["compile"] else "",
     threads: train_threads
     resources:
         gpu=experiment_resource("gpu"),
@@ -164,7 +165,7 @@ rule train:
         "OMP_NUM_THREADS={params.threads} {params.launcher} train --arch {input.arch} --recipe {input.recipe} "
         "--dataset {params.dataset} --data-root {params.data_root} --out {params.out} "
         "--seed {wildcards.seed} --device {params.device} --threads {params.threads} {params.teacher} "
-        "--resume >> {log} 2>&1"
+        "{params.compile} --resume >> {log} 2>&1"
 
 
 rule evaluate:

@@ -201,7 +201,8 @@ def train(args: argparse.Namespace) -> dict:
     task = task_for_dataset(args.dataset)
     spec = task.check_network(normalize_spec(args.arch), f"architecture {args.arch}", args.dataset)
     task.check_recipe(recipe_, f"recipe {args.recipe}")
-    prepare_run_dir(args.out)  # before the data is read: an unwritable --out fails at once
+    if world.is_main:  # rank 0 writes (and cleans): another rank's cleanup would race with its files
+        prepare_run_dir(args.out)  # before the data is read: an unwritable --out fails at once
     data = run_data(args.dataset, recipe_, args.seed, device, args.data_root, evaluate=task.monitor_split,
                     window=task.window(natural_input(spec)))
     spec, changed = task.adapt_spec(spec, data.num_classes, data.input_size)

@@ -4,7 +4,7 @@ from nas_impl.metrics.latency import device_name, measure_latency
 from nas_impl.metrics.macs import count_macs
 from nas_impl.metrics.memory import activation_memory
 from nas_impl.metrics.params import count_params, param_bytes
-from nas_impl.metrics.summary import model_metrics
+from nas_impl.metrics.summary import model_metrics, spec_macs
 
 __all__ = [
     "activation_memory",
@@ -14,4 +14,5 @@ __all__ = [
     "measure_latency",
     "model_metrics",
     "param_bytes",
+    "spec_macs",
 ]

@@ -25,3 +25,10 @@ def model_metrics(model: nn.Module, input_size: Sequence[int]) -> dict[str, Any]
         "peak_activation_bytes": memory["peak_activation_bytes"],
         "total_memory_bytes": memory["total_bytes"],
     }
+
+
+def spec_macs(spec: dict[str, Any], input_size: Sequence[int]) -> int:
+    """The MACs of a spec's network at `input_size` (built here, then dropped)."""
+    from nas_impl.models import build_model
+
+    return count_macs(build_model(spec), input_size)

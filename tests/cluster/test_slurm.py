@@ -15,7 +15,6 @@ driven through `snakemake --profile workflows/profiles/slurm-test`.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from tests.workflow.test_resume import rows
 
 from .slurm_cluster import SlurmCluster, install_packages
 
@@ -99,14 +100,6 @@ def submissions(output: str) -> list[tuple[str, str, Path]]:
         rule = re.search(r"/slurm_logs/rule_([^/]+)/", log).group(1)
         found.append((job_id, rule, Path(log)))
     return found
-
-
-def rows(path: Path) -> list[dict[str, str]]:
-    try:
-        with path.open(newline="") as f:
-            return list(csv.DictReader(f))
-    except FileNotFoundError:
-        return []
 
 
 def without_timings(table: list[dict[str, str]]) -> list[dict[str, str]]:

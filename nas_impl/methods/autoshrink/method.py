@@ -107,13 +107,6 @@ def proxy_tensors(dataset: str, data_root: Any, settings: ProxySettings, device:
             (normalised(valid_x[valid_idx]), valid_y[valid_idx].to(device)), record, ds.num_classes, ds.input_size)
 
 
-def spec_macs(spec: dict[str, Any], input_size: tuple[int, ...]) -> int:
-    from nas_impl.metrics import count_macs
-    from nas_impl.models import build_model
-
-    return count_macs(build_model(spec), input_size)
-
-
 def init_seed(job: SearchJob, step: int, candidate: int) -> int:
     """The seed of a candidate's initialisation."""
     return job.seed * 1_000_003 + step * 1_009 + candidate
@@ -151,6 +144,8 @@ class CNNProxy:
         return {**self.base, "nodes": self.job.recipe.shrink.nodes, "edges": edges, "ops": self.ops}
 
     def macs(self, spec: dict[str, Any]) -> int:
+        from nas_impl.metrics import spec_macs
+
         return spec_macs(spec, self.input_size)
 
     def score(self, step: int, proposals: list[Edge], shrinker: Shrinker) -> list[Candidate]:
@@ -206,6 +201,8 @@ class RNNProxy:
         return {**self.base, "nodes": self.job.recipe.shrink.nodes, "edges": edges, "ops": self.ops}
 
     def macs(self, spec: dict[str, Any]) -> int:
+        from nas_impl.metrics import spec_macs
+
         return spec_macs(spec, self.input_size)
 
     def score(self, step: int, proposals: list[Edge], shrinker: Shrinker) -> list[Candidate]:

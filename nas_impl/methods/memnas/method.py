@@ -19,15 +19,15 @@ One stage, `search`, on the shared epoch loop: one loop epoch is one round.
   peak of live feature maps at batch 1 (`nas_impl.metrics.memory`), or the code's `cal_weight` /
   `cal_in` element counts (`memory: code`).
 
-Each candidate's run lives in `candidates/r<round>/c<index>/` (train_log.csv, metrics.json); a rerun
-with --resume continues the last round, reusing the candidates that finished. The result:
+Each candidate's run lives in `candidates/r<round>/c<index>/` (train_log.csv, metrics.json, and its
+checkpoint.pt until the round ends); a rerun with --resume continues the last round, each candidate
+from its own checkpoint (a finished one is read, not retrained). The result:
 `arch.yaml` (the last round's best), and `search.json` with every measured network
 (`details.measured`) and each round's summary (`details.rounds`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import shutil
@@ -78,19 +78,25 @@ class Record:
         return max(len(block) for block in self.spec["blocks"])
 
 
-def memory_of(spec: dict[str, Any], input_size: tuple[int, ...], settings: MemNASSettings) -> tuple[float, float]:
-    """(W, I): bytes under the liveness rule, or the code proxies' element counts."""
-    if settings.memory == "code":
-        from nas_impl.methods.memnas.code_memory import code_feature_count, code_weight_count
+def code_memory(spec: dict[str, Any], settings: MemNASSettings) -> tuple[float, float]:
+    """(W, I) as the official `cal_weight` / `cal_in` count them (elements; code_memory.py)."""
+    from nas_impl.methods.memnas.code_memory import code_feature_count, code_weight_count
 
-        return (float(code_weight_count(spec, settings.memory_channels)),
-                float(code_feature_count(spec, settings.memory_channels)))
-    from nas_impl.metrics import activation_memory, count_params
+    return (float(code_weight_count(spec, settings.memory_channels)),
+            float(code_feature_count(spec, settings.memory_channels)))
+
+
+def memory_of(spec: dict[str, Any], input_size: tuple[int, ...], settings: MemNASSettings) -> tuple[float, float]:
+    """(W, I): with the liveness rule the bytes `arch_metrics.json` records for the network (W =
+    params_no_norm x 4, compare's params memory; I = the peak of live feature maps), or the code's
+    element counts."""
+    if settings.memory == "code":
+        return code_memory(spec, settings)
+    from nas_impl.metrics import model_metrics
     from nas_impl.models import build_model
 
-    model = build_model(spec)
-    return (4.0 * count_params(model, exclude_norm=True),
-            float(activation_memory(model, input_size)["peak_activation_bytes"]))
+    metrics = model_metrics(build_model(spec), input_size)
+    return 4.0 * metrics["params_no_norm"], float(metrics["peak_activation_bytes"])
 
 
 def reward_of(settings: MemNASSettings, base: Record, record: Record) -> float:
@@ -127,7 +133,7 @@ def usable(spec: dict[str, Any], settings: MemNASSettings) -> bool:
     try:
         normalize_spec(spec)
         if settings.memory == "code":
-            memory_of(spec, (), settings)
+            code_memory(spec, settings)
     except (SpecError, NasReproError):
         return False
     return True
@@ -162,6 +168,7 @@ class RoundsJob:
     def run_epoch(self, epoch: int, loop: EpochLoop) -> dict[str, Any]:
         start = time.perf_counter()
         row = self.round_zero() if epoch == 0 else self.grow_trim_round(epoch)
+        self.drop_checkpoints(epoch)
         seconds = time.perf_counter() - start
         best = self.bases[-1]
         print(f"round {epoch}: {row['trained']} trained of {row['candidates']}, best {best.acc:.2f}% "
@@ -244,33 +251,26 @@ class RoundsJob:
         return Record(r, index, role, spec, acc, weight, feature, predicted)
 
     def train_candidate(self, spec: dict[str, Any], out_dir: Path, r: int, index: int) -> float:
-        """Its held-out top-1 %, training it with the shared trainer (or reading a finished run's)."""
-        from nas_impl.models import build_model, normalize_spec
+        """Its held-out top-1 %, trained by the shared trainer. A resumed search continues an
+        interrupted candidate, or reads a finished one, from its own checkpoint (the trainer's
+        identity check: recipe, seed, spec); the round's checkpoints go once the round is done."""
+        from nas_impl.models import build_model
         from nas_impl.training.trainer import Trainer
 
-        recipe = self.job.recipe.weights
         seed = self.job.seed * 1_000_003 + r * 1_009 + index
-        done = out_dir / "metrics.json"
-        if self.job.resume and done.is_file():
-            metrics = json.loads(done.read_text())
-            found = (metrics.get("spec"), metrics.get("recipe"), metrics.get("run", {}).get("seed"))
-            if found == (_as_json(normalize_spec(spec)), _as_json(recipe.to_dict()), seed):
-                return float(metrics["top1"])
         torch.manual_seed(seed)
-        model = build_model(spec)
-        trainer = Trainer(model, recipe, self.data.loaders["train"], self.data.loaders["scored"], out_dir=out_dir,
-                          seed=seed, device=self.job.device,
+        trainer = Trainer(build_model(spec), self.job.recipe.weights, self.data.loaders["train"],
+                          self.data.loaders["scored"], out_dir=out_dir, seed=seed, device=self.job.device,
                           record={**self.data.record, "memnas": {"round": r, "index": index}})
-        metrics = trainer.fit(resume=self.job.resume)
-        (out_dir / "checkpoint.pt").unlink(missing_ok=True)  # the candidate's weights are not reused
-        return float(metrics["top1"])
+        return float(trainer.fit(resume=self.job.resume)["top1"])
+
+    def drop_checkpoints(self, r: int) -> None:
+        """A finished round's candidate weights are not reused (its results are in the search's state)."""
+        for path in (self.candidates_dir / f"r{r}").glob("c*/checkpoint.pt"):
+            path.unlink()
 
     def _with_reward(self, record: Record, base: Record) -> Record:
         return Record(**{**asdict(record), "reward": reward_of(self.settings, base, record)})
-
-
-def _as_json(value: Any) -> Any:
-    return json.loads(json.dumps(value))
 
 
 def _correlation(measured: list[Record]) -> float | str:
@@ -283,17 +283,11 @@ def _correlation(measured: list[Record]) -> float | str:
     return "" if math.isnan(value) else value
 
 
-def spec_macs(spec: dict[str, Any], input_size: tuple[int, ...]) -> int:
-    from nas_impl.metrics import count_macs
-    from nas_impl.models import build_model
-
-    return count_macs(build_model(spec), input_size)
-
-
 class MemNAS(SearchMethod):
     info = INFO
 
     def run_stage(self, stage: Stage, job: SearchJob) -> SearchResult | StageResult:
+        from nas_impl.metrics import spec_macs
         from nas_impl.runs import adapt_spec
 
         recipe: SearchRecipe = job.recipe
